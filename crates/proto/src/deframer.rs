@@ -17,7 +17,9 @@
 
 use core::fmt;
 
-use crate::frame::{announced_len, check_trailer, Frame, FrameError, MAX_FRAME_LEN, STX};
+use crate::frame::{
+    announced_len, check_trailer, Frame, FrameError, MAX_FRAME_LEN, MIN_FRAME_LEN, STX,
+};
 
 /// A framing error at a position in the stream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +32,11 @@ pub struct DeframeError {
 
 impl fmt::Display for DeframeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} (frame at stream offset {})", self.error, self.stream_offset)
+        write!(
+            f,
+            "{} (frame at stream offset {})",
+            self.error, self.stream_offset
+        )
     }
 }
 
@@ -54,6 +60,8 @@ pub struct Stats {
     pub end_errors: u64,
     /// Candidates whose high checksum bytes were not zero.
     pub checksum_high_errors: u64,
+    /// Candidates still incomplete when the burst ended ([`Deframer::flush`]).
+    pub truncated_errors: u64,
 }
 
 impl Stats {
@@ -63,14 +71,19 @@ impl Stats {
             FrameError::BadLength { .. } => self.length_errors += 1,
             FrameError::BadEnd { .. } => self.end_errors += 1,
             FrameError::ChecksumHighNotZero { .. } => self.checksum_high_errors += 1,
-            // The deframer never produces the single-frame errors.
+            FrameError::Truncated { .. } => self.truncated_errors += 1,
+            // The deframer never produces the other single-frame errors.
             _ => {}
         }
     }
 
     /// All framing errors.
     pub fn errors(&self) -> u64 {
-        self.checksum_errors + self.length_errors + self.end_errors + self.checksum_high_errors
+        self.checksum_errors
+            + self.length_errors
+            + self.end_errors
+            + self.checksum_high_errors
+            + self.truncated_errors
     }
 }
 
@@ -114,11 +127,16 @@ fn scan(bytes: &[u8], capacity: usize) -> Scan {
             Err(error) => Scan::Bad { skip: at, error },
             Ok(total) if total > capacity => Scan::Bad {
                 skip: at,
-                error: FrameError::BadLength { declared: (total - 2) as u16 },
+                error: FrameError::BadLength {
+                    declared: (total - 2) as u16,
+                },
             },
             Ok(total) if candidate.len() < total => Scan::NeedMore { skip: at },
             Ok(total) => match check_trailer(&candidate[..total]) {
-                Ok(()) => Scan::Frame { skip: at, len: total },
+                Ok(()) => Scan::Frame {
+                    skip: at,
+                    len: total,
+                },
                 Err(error) => Scan::Bad { skip: at, error },
             },
         };
@@ -144,10 +162,24 @@ impl Default for Deframer<MAX_FRAME_LEN> {
     }
 }
 
-impl<const N: usize> Deframer<N> {
-    /// An empty deframer.
+impl Deframer<MAX_FRAME_LEN> {
+    /// An empty deframer that accepts frames up to [`MAX_FRAME_LEN`].
     pub fn new() -> Self {
-        Deframer { buffer: [0; N], len: 0, pending: 0, offset: 0, stats: Stats::default() }
+        Deframer::new_sized()
+    }
+}
+
+impl<const N: usize> Deframer<N> {
+    /// An empty deframer with an `N`-byte buffer (for memory-tight targets; frames longer than
+    /// `N` are rejected as a bad LENGTH).
+    pub fn new_sized() -> Self {
+        Deframer {
+            buffer: [0; N],
+            len: 0,
+            pending: 0,
+            offset: 0,
+            stats: Stats::default(),
+        }
     }
 
     /// Counters so far.
@@ -160,13 +192,37 @@ impl<const N: usize> Deframer<N> {
         self.len - self.pending
     }
 
-    /// Drops a partial frame (for instance after an inter-byte gap on a serial line), counting
-    /// its bytes as dropped. Returns how many bytes were dropped.
-    pub fn discard_buffered(&mut self) -> usize {
-        self.apply_pending();
-        let dropped = self.len;
-        self.consume(dropped, true);
-        dropped
+    /// Ends the current burst: at the end of the input, or after an inter-byte gap on a serial
+    /// line (`nw.md`: ~50 ms ends a frame). A candidate still incomplete will never complete, so
+    /// it is reported as [`FrameError::Truncated`] and the bytes after its first byte are scanned
+    /// again: a good frame that started inside it (its tail was lost) is still delivered.
+    pub fn flush(&mut self, mut on_event: impl FnMut(Event<'_>)) {
+        loop {
+            while let Some(event) = self.next_event() {
+                on_event(event);
+            }
+            self.apply_pending();
+            if self.len == 0 {
+                return;
+            }
+            // What is left is one incomplete candidate, or a lone start byte.
+            if self.len >= STX.len() {
+                let needed = match announced_len(&self.buffer[..self.len]) {
+                    Ok(total) => total,
+                    Err(_) => MIN_FRAME_LEN,
+                };
+                let error = FrameError::Truncated {
+                    len: self.len,
+                    needed,
+                };
+                self.stats.count(&error);
+                on_event(Event::Error(DeframeError {
+                    error,
+                    stream_offset: self.offset,
+                }));
+            }
+            self.consume(1, true);
+        }
     }
 
     /// Copies as much of `bytes` as fits into the buffer; returns how many were taken. Call
@@ -201,13 +257,19 @@ impl<const N: usize> Deframer<N> {
                 self.stats.count(&error);
                 self.stats.bytes_dropped += 1;
                 self.pending = 1;
-                Some(Event::Error(DeframeError { error, stream_offset: self.offset }))
+                Some(Event::Error(DeframeError {
+                    error,
+                    stream_offset: self.offset,
+                }))
             }
             Scan::Frame { skip, len } => {
                 self.consume(skip, true);
                 self.stats.frames += 1;
                 self.pending = len;
-                Some(Event::Frame(Frame::new_trusted(&self.buffer[..len]), self.offset))
+                Some(Event::Frame(
+                    Frame::new_trusted(&self.buffer[..len]),
+                    self.offset,
+                ))
             }
         }
     }
@@ -247,7 +309,10 @@ impl<const N: usize> Deframer<N> {
                     self.stats.count(&error);
                     self.stats.bytes_dropped += skip as u64 + 1;
                     self.offset += skip as u64;
-                    on_event(Event::Error(DeframeError { error, stream_offset: self.offset }));
+                    on_event(Event::Error(DeframeError {
+                        error,
+                        stream_offset: self.offset,
+                    }));
                     self.offset += 1;
                     chunk = &chunk[skip + 1..];
                 }
@@ -255,7 +320,10 @@ impl<const N: usize> Deframer<N> {
                     self.stats.frames += 1;
                     self.stats.bytes_dropped += skip as u64;
                     self.offset += skip as u64;
-                    on_event(Event::Frame(Frame::new_trusted(&chunk[skip..skip + len]), self.offset));
+                    on_event(Event::Frame(
+                        Frame::new_trusted(&chunk[skip..skip + len]),
+                        self.offset,
+                    ));
                     self.offset += len as u64;
                     chunk = &chunk[skip + len..];
                 }
@@ -357,7 +425,14 @@ mod tests {
         assert!(frames.is_empty());
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].stream_offset, 2);
-        assert!(matches!(errors[0].error, FrameError::Checksum { expected: 0x0129, received: 0x0128, .. }));
+        assert!(matches!(
+            errors[0].error,
+            FrameError::Checksum {
+                expected: 0x0129,
+                received: 0x0128,
+                ..
+            }
+        ));
         assert_eq!(deframer.stats().checksum_errors, 1);
         assert_eq!(deframer.stats().bytes_dropped, stream.len() as u64);
     }
@@ -366,7 +441,7 @@ mod tests {
     fn pull_api_yields_the_same_frames_as_feed() {
         let a = frame(&[0x00]);
         let stream: Vec<u8> = [a.clone(), vec![0x13], a.clone()].concat();
-        let mut deframer: Deframer = Deframer::new();
+        let mut deframer = Deframer::new();
         let mut seen = Vec::new();
         let mut rest = &stream[..];
         while !rest.is_empty() {
@@ -386,18 +461,40 @@ mod tests {
         let stream = [0x4E, 0x57, 0x7F, 0xFF, 0x00, 0x00];
         let mut deframer = Deframer::new();
         let (_, errors) = collect(&mut deframer, &stream);
-        assert!(matches!(errors[0].error, FrameError::BadLength { declared: 0x7FFF }));
+        assert!(matches!(
+            errors[0].error,
+            FrameError::BadLength { declared: 0x7FFF }
+        ));
         assert_eq!(deframer.buffered(), 0);
     }
 
     #[test]
-    fn discarding_a_partial_frame_counts_it() {
+    fn flush_reports_a_truncated_frame_and_recovers_the_frame_inside_it() {
+        // Regression found by the property test: "4E 57 00" then a good frame; the first
+        // candidate's LENGTH (0x004E) swallows the good frame, and the input ends.
         let good = frame(&[0x00]);
+        let stream: Vec<u8> = [&[0x4E, 0x57, 0x00][..], &good[..]].concat();
         let mut deframer = Deframer::new();
-        collect(&mut deframer, &good[..10]);
-        assert_eq!(deframer.discard_buffered(), 10);
-        let (frames, _) = collect(&mut deframer, &good);
-        assert_eq!(frames, vec![good]);
-        assert_eq!(deframer.stats().bytes_dropped, 10);
+        let (frames, errors) = collect(&mut deframer, &stream);
+        assert!(frames.is_empty() && errors.is_empty());
+        let mut flushed = Vec::new();
+        let mut truncated = Vec::new();
+        deframer.flush(|event| match event {
+            Event::Frame(frame, offset) => flushed.push((frame.as_bytes().to_vec(), offset)),
+            Event::Error(error) => truncated.push(error),
+        });
+        assert_eq!(flushed, vec![(good, 3)]);
+        assert_eq!(truncated.len(), 1);
+        assert_eq!(truncated[0].stream_offset, 0);
+        assert!(matches!(
+            truncated[0].error,
+            FrameError::Truncated {
+                len: 24,
+                needed: 80
+            }
+        ));
+        assert_eq!(deframer.stats().truncated_errors, 1);
+        assert_eq!(deframer.stats().bytes_dropped, 3);
+        assert_eq!(deframer.buffered(), 0);
     }
 }

@@ -152,7 +152,11 @@ impl fmt::Display for FrameError {
                 write!(f, "truncated frame: {len} bytes, need {needed}")
             }
             FrameError::BadStart { found } => {
-                write!(f, "bad start: expected 4E 57, got {:02X} {:02X}", found[0], found[1])
+                write!(
+                    f,
+                    "bad start: expected 4E 57, got {:02X} {:02X}",
+                    found[0], found[1]
+                )
             }
             FrameError::BadLength { declared } => write!(
                 f,
@@ -164,14 +168,22 @@ impl fmt::Display for FrameError {
                 usize::from(declared) + 2
             ),
             FrameError::BadEnd { found, offset } => {
-                write!(f, "bad end byte at offset {offset}: expected 0x68, got 0x{found:02X}")
+                write!(
+                    f,
+                    "bad end byte at offset {offset}: expected 0x68, got 0x{found:02X}"
+                )
             }
             FrameError::ChecksumHighNotZero { found, offset } => write!(
                 f,
                 "checksum high bytes at offset {offset} are 0x{found:04X}, expected 0x0000"
             ),
-            FrameError::Checksum { expected, received, .. } => {
-                write!(f, "checksum error: expected 0x{expected:04X}, got 0x{received:04X}")
+            FrameError::Checksum {
+                expected, received, ..
+            } => {
+                write!(
+                    f,
+                    "checksum error: expected 0x{expected:04X}, got 0x{received:04X}"
+                )
             }
         }
     }
@@ -207,10 +219,15 @@ fn be32(bytes: &[u8], at: usize) -> u32 {
 /// total frame length announced. Shared by [`Frame::new_checked`] and the deframer.
 pub(crate) fn announced_len(bytes: &[u8]) -> Result<usize, FrameError> {
     if bytes.len() < field::LENGTH.end {
-        return Err(FrameError::Truncated { len: bytes.len(), needed: MIN_FRAME_LEN });
+        return Err(FrameError::Truncated {
+            len: bytes.len(),
+            needed: MIN_FRAME_LEN,
+        });
     }
     if bytes[field::STX] != STX {
-        return Err(FrameError::BadStart { found: [bytes[0], bytes[1]] });
+        return Err(FrameError::BadStart {
+            found: [bytes[0], bytes[1]],
+        });
     }
     let declared = be16(bytes, field::LENGTH.start);
     let total = usize::from(declared) + 2;
@@ -225,7 +242,10 @@ pub(crate) fn check_trailer(bytes: &[u8]) -> Result<(), FrameError> {
     let len = bytes.len();
     let end = bytes[field::end(len)];
     if end != END {
-        return Err(FrameError::BadEnd { found: end, offset: field::end(len) });
+        return Err(FrameError::BadEnd {
+            found: end,
+            offset: field::end(len),
+        });
     }
     let expected = checksum(&bytes[..field::checksum_high(len).start]);
     let received = be16(bytes, field::checksum_low(len).start);
@@ -259,10 +279,16 @@ impl<T: AsRef<[u8]>> Frame<T> {
         let total = announced_len(bytes)?;
         if total != bytes.len() {
             if bytes.len() < total {
-                return Err(FrameError::Truncated { len: bytes.len(), needed: total });
+                return Err(FrameError::Truncated {
+                    len: bytes.len(),
+                    needed: total,
+                });
             }
             let declared = be16(bytes, field::LENGTH.start);
-            return Err(FrameError::LengthMismatch { declared, actual: bytes.len() });
+            return Err(FrameError::LengthMismatch {
+                declared,
+                actual: bytes.len(),
+            });
         }
         check_trailer(bytes)?;
         Ok(Frame { buffer })
@@ -366,7 +392,9 @@ impl fmt::Display for HeaderError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let offset = self.offset();
         match self {
-            HeaderError::UnknownCommand(b) => write!(f, "unknown command 0x{b:02X} at offset {offset}"),
+            HeaderError::UnknownCommand(b) => {
+                write!(f, "unknown command 0x{b:02X} at offset {offset}")
+            }
             HeaderError::UnknownSource(b) => {
                 write!(f, "unknown frame source 0x{b:02X} at offset {offset}")
             }
@@ -473,7 +501,10 @@ impl TerminalId {
 
     /// From the four wire bytes as a big-endian u32.
     pub fn from_be(raw: u32) -> TerminalId {
-        TerminalId { standby: (raw >> 24) as u8, number: raw & Self::MAX_NUMBER }
+        TerminalId {
+            standby: (raw >> 24) as u8,
+            number: raw & Self::MAX_NUMBER,
+        }
     }
 
     /// To the four wire bytes as a big-endian u32.
@@ -502,7 +533,10 @@ impl RecordNumber {
 
     /// A record number; the sequence wraps to 24 bits.
     pub fn new(random: u8, sequence: u32) -> RecordNumber {
-        RecordNumber { random, sequence: sequence & Self::MAX_SEQUENCE }
+        RecordNumber {
+            random,
+            sequence: sequence & Self::MAX_SEQUENCE,
+        }
     }
 
     /// The 24-bit sequence.
@@ -512,7 +546,10 @@ impl RecordNumber {
 
     /// From the four wire bytes as a big-endian u32.
     pub fn from_be(raw: u32) -> RecordNumber {
-        RecordNumber { random: (raw >> 24) as u8, sequence: raw & Self::MAX_SEQUENCE }
+        RecordNumber {
+            random: (raw >> 24) as u8,
+            sequence: raw & Self::MAX_SEQUENCE,
+        }
     }
 
     /// To the four wire bytes as a big-endian u32.
@@ -558,7 +595,11 @@ impl Header {
     /// The header of the BMS's reply to a request with this header: same command, terminal and
     /// record number, source BMS, transport response.
     pub fn reply(&self) -> Header {
-        Header { source: Source::Bms, transport: Transport::Response, ..*self }
+        Header {
+            source: Source::Bms,
+            transport: Transport::Response,
+            ..*self
+        }
     }
 }
 
@@ -573,7 +614,11 @@ pub struct BufferTooSmall {
 
 impl fmt::Display for BufferTooSmall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "frame needs {} bytes, buffer holds {}", self.needed, self.capacity)
+        write!(
+            f,
+            "frame needs {} bytes, buffer holds {}",
+            self.needed, self.capacity
+        )
     }
 }
 
@@ -604,23 +649,29 @@ impl<'b> FrameBuilder<'b> {
     pub fn new(buffer: &'b mut [u8], header: Header) -> Result<Self, BufferTooSmall> {
         let capacity = buffer.len();
         let needed = field::INFO_START;
-        let head = buffer.get_mut(..needed).ok_or(BufferTooSmall { needed, capacity })?;
+        let head = buffer
+            .get_mut(..needed)
+            .ok_or(BufferTooSmall { needed, capacity })?;
         head[field::STX].copy_from_slice(&STX);
         head[field::TERMINAL].copy_from_slice(&header.terminal.to_be().to_be_bytes());
         head[field::COMMAND] = header.command.into();
         head[field::SOURCE] = header.source.into();
         head[field::TRANSPORT] = header.transport.into();
-        Ok(FrameBuilder { buffer, len: needed, record: header.record })
+        Ok(FrameBuilder {
+            buffer,
+            len: needed,
+            record: header.record,
+        })
     }
 
     /// Appends raw info bytes.
     pub fn push(&mut self, bytes: &[u8]) -> Result<&mut Self, BufferTooSmall> {
         let end = self.len + bytes.len();
         let capacity = self.buffer.len();
-        let slot = self
-            .buffer
-            .get_mut(self.len..end)
-            .ok_or(BufferTooSmall { needed: end + field::TRAILER_LEN, capacity })?;
+        let slot = self.buffer.get_mut(self.len..end).ok_or(BufferTooSmall {
+            needed: end + field::TRAILER_LEN,
+            capacity,
+        })?;
         slot.copy_from_slice(bytes);
         self.len = end;
         Ok(self)
@@ -645,7 +696,10 @@ impl<'b> FrameBuilder<'b> {
         let total = self.len + field::TRAILER_LEN;
         let capacity = self.buffer.len();
         if total > capacity || total > MAX_FRAME_LEN {
-            return Err(BufferTooSmall { needed: total, capacity: capacity.min(MAX_FRAME_LEN) });
+            return Err(BufferTooSmall {
+                needed: total,
+                capacity: capacity.min(MAX_FRAME_LEN),
+            });
         }
         let frame = &mut self.buffer[..total];
         frame[field::LENGTH].copy_from_slice(&((total - 2) as u16).to_be_bytes());
@@ -715,7 +769,9 @@ mod tests {
         bad_start[1] = 0x58;
         assert_eq!(
             Frame::new_checked(&bad_start[..]),
-            Err(FrameError::BadStart { found: [0x4E, 0x58] })
+            Err(FrameError::BadStart {
+                found: [0x4E, 0x58]
+            })
         );
 
         let mut bad_end = R01;
@@ -723,35 +779,60 @@ mod tests {
         bad_end[20] = 0x2A; // keep the sum right so only the end byte is wrong
         assert_eq!(
             Frame::new_checked(&bad_end[..]),
-            Err(FrameError::BadEnd { found: 0x69, offset: 16 })
+            Err(FrameError::BadEnd {
+                found: 0x69,
+                offset: 16
+            })
         );
 
         let mut bad_sum = R01;
         bad_sum[20] = 0x28;
         let err = Frame::new_checked(&bad_sum[..]).unwrap_err();
-        assert_eq!(err, FrameError::Checksum { expected: 0x0129, received: 0x0128, offset: 19 });
-        assert_eq!(err.to_string(), "checksum error: expected 0x0129, got 0x0128");
+        assert_eq!(
+            err,
+            FrameError::Checksum {
+                expected: 0x0129,
+                received: 0x0128,
+                offset: 19
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "checksum error: expected 0x0129, got 0x0128"
+        );
 
         let mut high = R01;
         high[18] = 0x01;
         assert!(matches!(
             Frame::new_checked(&high[..]),
-            Err(FrameError::ChecksumHighNotZero { found: 0x0001, offset: 17 })
+            Err(FrameError::ChecksumHighNotZero {
+                found: 0x0001,
+                offset: 17
+            })
         ));
 
         assert_eq!(
             Frame::new_checked(&R01[..20]),
-            Err(FrameError::Truncated { len: 20, needed: 21 })
+            Err(FrameError::Truncated {
+                len: 20,
+                needed: 21
+            })
         );
         let mut long = [0u8; 22];
         long[..21].copy_from_slice(&R01);
         assert_eq!(
             Frame::new_checked(&long[..]),
-            Err(FrameError::LengthMismatch { declared: 0x13, actual: 22 })
+            Err(FrameError::LengthMismatch {
+                declared: 0x13,
+                actual: 22
+            })
         );
         let mut tiny = R01;
         tiny[3] = 0x05;
-        assert_eq!(Frame::new_checked(&tiny[..]), Err(FrameError::BadLength { declared: 5 }));
+        assert_eq!(
+            Frame::new_checked(&tiny[..]),
+            Err(FrameError::BadLength { declared: 5 })
+        );
     }
 
     #[test]

@@ -391,7 +391,9 @@ impl Identifier {
             .or_else(|| text.strip_prefix("0X"))
             .unwrap_or(text);
         if hex.len() == 2 {
-            return u8::from_str_radix(hex, 16).ok().and_then(Identifier::from_u8);
+            return u8::from_str_radix(hex, 16)
+                .ok()
+                .and_then(Identifier::from_u8);
         }
         None
     }
@@ -410,7 +412,12 @@ mod tests {
     #[test]
     fn table_is_in_strictly_ascending_wire_order() {
         for pair in TABLE.windows(2) {
-            assert!(pair[0].id < pair[1].id, "{:?} before {:?}", pair[0].id, pair[1].id);
+            assert!(
+                pair[0].id < pair[1].id,
+                "{:?} before {:?}",
+                pair[0].id,
+                pair[1].id
+            );
         }
     }
 
@@ -450,7 +457,11 @@ mod tests {
                 Encoding::Signed => (i64::from(i16::MIN), i64::from(i16::MAX)),
                 _ => (0, (1i64 << (8 * len)) - 1),
             };
-            assert!(min >= lo && max <= hi, "{} range does not fit {len} bytes", row.name);
+            assert!(
+                min >= lo && max <= hi,
+                "{} range does not fit {len} bytes",
+                row.name
+            );
         }
     }
 

@@ -146,7 +146,10 @@ fn step(info: &[u8], pos: usize, base: usize) -> Result<(Identifier, usize), Inf
     let needed = match LEN_BY_BYTE[usize::from(code)] {
         0xFF => match info.get(pos + 1) {
             Some(&len) if len % 3 != 0 => {
-                return Err(InfoError::CellListLength { len, offset: offset + 1 })
+                return Err(InfoError::CellListLength {
+                    len,
+                    offset: offset + 1,
+                })
             }
             Some(&len) => 1 + usize::from(len),
             None => 1,
@@ -154,7 +157,12 @@ fn step(info: &[u8], pos: usize, base: usize) -> Result<(Identifier, usize), Inf
         fixed => usize::from(fixed),
     };
     if needed > available {
-        return Err(InfoError::Truncated { id, offset, needed, available });
+        return Err(InfoError::Truncated {
+            id,
+            offset,
+            needed,
+            available,
+        });
     }
     Ok((id, pos + 1 + needed))
 }
@@ -179,7 +187,11 @@ impl<'a> Info<'a> {
         while pos < bytes.len() {
             let (id, end) = step(bytes, pos, base)?;
             if let Some(previous) = previous.filter(|&p| p >= id) {
-                return Err(InfoError::OutOfOrder { id, previous, offset: base + pos });
+                return Err(InfoError::OutOfOrder {
+                    id,
+                    previous,
+                    offset: base + pos,
+                });
             }
             match id {
                 Identifier::CellVoltages => listed_cells = Some((end - pos - 2) / 3),
@@ -200,7 +212,12 @@ impl<'a> Info<'a> {
             fields += 1;
             pos = end;
         }
-        Ok(Info { bytes, base, protocol_version, fields })
+        Ok(Info {
+            bytes,
+            base,
+            protocol_version,
+            fields,
+        })
     }
 
     /// The raw info bytes.
@@ -230,13 +247,22 @@ impl<'a> Info<'a> {
 
     /// The pairs in wire order.
     pub fn fields(&self) -> Fields<'a> {
-        Fields { bytes: self.bytes, pos: 0, base: self.base }
+        Fields {
+            bytes: self.bytes,
+            pos: 0,
+            base: self.base,
+        }
     }
 
     /// The decoded values in wire order.
     pub fn values(&self) -> impl Iterator<Item = (Identifier, Value<'a>)> + 'a {
         let current = self.current_encoding();
-        self.fields().map(move |field| (field.id, Value::decode_trusted(field.id, field.bytes, current)))
+        self.fields().map(move |field| {
+            (
+                field.id,
+                Value::decode_trusted(field.id, field.bytes, current),
+            )
+        })
     }
 
     /// The value of one identifier, if present.
@@ -266,8 +292,11 @@ impl<'a> Iterator for Fields<'a> {
         // The structure was checked by `Info::parse`; an error here cannot happen, and ends
         // the iteration rather than panicking.
         let (id, end) = step(self.bytes, self.pos, self.base).ok()?;
-        let field =
-            Field { id, offset: self.base + self.pos, bytes: self.bytes.get(self.pos + 1..end)? };
+        let field = Field {
+            id,
+            offset: self.base + self.pos,
+            bytes: self.bytes.get(self.pos + 1..end)?,
+        };
         self.pos = end;
         Some(field)
     }
@@ -297,7 +326,10 @@ mod tests {
         let info = [0x85, 0x10, 0x88, 0x00, 0x00];
         assert_eq!(
             Info::parse(&info, 11),
-            Err(InfoError::UnknownIdentifier { id: 0x88, offset: 13 })
+            Err(InfoError::UnknownIdentifier {
+                id: 0x88,
+                offset: 13
+            })
         );
     }
 
@@ -319,13 +351,20 @@ mod tests {
         CellVoltages::encode(&[Millivolts(3300), Millivolts(3301)], &mut info[1..]).unwrap();
         info[0] = 0x79;
         info[8..].copy_from_slice(&[0x8A, 0x00]);
-        assert!(matches!(Info::parse(&info, 11), Err(InfoError::Truncated { .. })));
+        assert!(matches!(
+            Info::parse(&info, 11),
+            Err(InfoError::Truncated { .. })
+        ));
         let mut full = [0u8; 11];
         full[..8].copy_from_slice(&info[..8]);
         full[8..].copy_from_slice(&[0x8A, 0x00, 0x03]);
         assert_eq!(
             Info::parse(&full, 11),
-            Err(InfoError::CellCountMismatch { listed: 2, count: 3, offset: 19 })
+            Err(InfoError::CellCountMismatch {
+                listed: 2,
+                count: 3,
+                offset: 19
+            })
         );
         full[10] = 0x02;
         assert_eq!(Info::parse(&full, 11).unwrap().len(), 2);
@@ -342,6 +381,9 @@ mod tests {
                 available: 1
             })
         );
-        assert!(matches!(Info::parse(&[0x79], 11), Err(InfoError::Truncated { .. })));
+        assert!(matches!(
+            Info::parse(&[0x79], 11),
+            Err(InfoError::Truncated { .. })
+        ));
     }
 }

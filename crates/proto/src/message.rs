@@ -66,14 +66,24 @@ impl Request<'_> {
 
     /// Emits this request as a frame into `buffer` with the given header fields (the header's
     /// command is replaced by the request's own).
-    pub fn emit<'b>(&self, header: Header, buffer: &'b mut [u8]) -> Result<&'b [u8], BufferTooSmall> {
-        let header = Header { command: self.command(), transport: Transport::Request, ..header };
+    pub fn emit<'b>(
+        &self,
+        header: Header,
+        buffer: &'b mut [u8],
+    ) -> Result<&'b [u8], BufferTooSmall> {
+        let header = Header {
+            command: self.command(),
+            transport: Transport::Request,
+            ..header
+        };
         let mut builder = FrameBuilder::new(buffer, header)?;
         match *self {
             Request::Activate | Request::ReadAll => builder.push(&[0x00])?,
             Request::Read(id) => builder.push(&[id.code()])?,
             Request::PairCode { password: None } => builder.push(&[0x00, 0x00])?,
-            Request::PairCode { password: Some(password) } => {
+            Request::PairCode {
+                password: Some(password),
+            } => {
                 let mut padded = [0u8; PASSWORD_LEN];
                 let raw = password.raw();
                 let len = raw.len().min(PASSWORD_LEN);
@@ -104,7 +114,11 @@ impl WriteValue {
         }
         let mut bytes = [0u8; MAX_FIXED_VALUE_LEN];
         let len = value.encode(id, &mut bytes)?;
-        Ok(WriteValue { id, len: len as u8, bytes })
+        Ok(WriteValue {
+            id,
+            len: len as u8,
+            bytes,
+        })
     }
 
     /// Parses engineering-unit text and encodes it (see [`Value::parse`]).
@@ -124,7 +138,10 @@ impl WriteValue {
 
     /// The write request carrying this value.
     pub fn request(&self) -> Request<'_> {
-        Request::Write { id: self.id, value: self.bytes() }
+        Request::Write {
+            id: self.id,
+            value: self.bytes(),
+        }
     }
 
     /// Whether `bytes` (a read-back value) equals what was written.
@@ -213,13 +230,21 @@ impl fmt::Display for RequestError {
             RequestError::UnknownIdentifier { id, offset } => {
                 write!(f, "unknown identifier 0x{id:02X} at offset {offset}")
             }
-            RequestError::ValueLength { id, expected, actual, offset } => write!(
+            RequestError::ValueLength {
+                id,
+                expected,
+                actual,
+                offset,
+            } => write!(
                 f,
                 "write of {} at offset {offset}: value is {actual} bytes, expected {expected}",
                 id.name()
             ),
             RequestError::TrailingBytes { offset } => {
-                write!(f, "unexpected bytes after the identifier at offset {offset}")
+                write!(
+                    f,
+                    "unexpected bytes after the identifier at offset {offset}"
+                )
             }
         }
     }
@@ -324,8 +349,13 @@ impl<'a> Message<'a> {
 }
 
 fn known_identifier(info: &[u8], at: usize, base: usize) -> Result<Identifier, RequestError> {
-    let code = *info.get(at).ok_or(RequestError::MissingIdentifier { offset: base + at })?;
-    Identifier::from_u8(code).ok_or(RequestError::UnknownIdentifier { id: code, offset: base + at })
+    let code = *info
+        .get(at)
+        .ok_or(RequestError::MissingIdentifier { offset: base + at })?;
+    Identifier::from_u8(code).ok_or(RequestError::UnknownIdentifier {
+        id: code,
+        offset: base + at,
+    })
 }
 
 fn parse_request(command: Command, info: &[u8], base: usize) -> Result<Request<'_>, RequestError> {
@@ -338,9 +368,9 @@ fn parse_request(command: Command, info: &[u8], base: usize) -> Result<Request<'
             _ => return Err(RequestError::TrailingBytes { offset: base + 1 }),
         },
         Command::PairCode => match info {
-            [0xB2, password @ ..] if password.len() == PASSWORD_LEN => {
-                Request::PairCode { password: Some(FixedText::new(password)) }
-            }
+            [0xB2, password @ ..] if password.len() == PASSWORD_LEN => Request::PairCode {
+                password: Some(FixedText::new(password)),
+            },
             _ => Request::PairCode { password: None },
         },
         Command::Write => {
@@ -369,9 +399,15 @@ fn parse_write_ack(info: &[u8], base: usize) -> Result<Body<'_>, Error> {
     // With a value, it must be exactly one well-formed pair.
     let checked = Info::parse(info, base)?;
     if checked.len() != 1 {
-        return Err(RequestError::TrailingBytes { offset: base + 1 + id.info().fixed_len().unwrap_or(0) }.into());
+        return Err(RequestError::TrailingBytes {
+            offset: base + 1 + id.info().fixed_len().unwrap_or(0),
+        }
+        .into());
     }
-    Ok(Body::WriteAck { id, value: Some(value) })
+    Ok(Body::WriteAck {
+        id,
+        value: Some(value),
+    })
 }
 
 #[cfg(test)]
@@ -381,7 +417,13 @@ mod tests {
 
     fn emit(request: Request<'_>) -> std::vec::Vec<u8> {
         let mut buf = [0u8; 64];
-        request.emit(Header::request(request.command(), Source::DataBox), &mut buf).unwrap().to_vec()
+        request
+            .emit(
+                Header::request(request.command(), Source::DataBox),
+                &mut buf,
+            )
+            .unwrap()
+            .to_vec()
     }
 
     #[test]
@@ -393,7 +435,9 @@ mod tests {
             Request::ReadAll,
             Request::Read(Identifier::TotalVoltage),
             Request::PairCode { password: None },
-            Request::PairCode { password: Some(password) },
+            Request::PairCode {
+                password: Some(password),
+            },
             write.request(),
         ] {
             let bytes = emit(request);
@@ -415,7 +459,9 @@ mod tests {
     fn read_only_identifiers_cannot_be_written() {
         assert_eq!(
             WriteValue::parse(Identifier::Soc, "50"),
-            Err(ValueError::NotWritable { id: Identifier::Soc })
+            Err(ValueError::NotWritable {
+                id: Identifier::Soc
+            })
         );
     }
 
@@ -428,7 +474,9 @@ mod tests {
             builder.push(info).unwrap();
             let bytes = builder.finish().unwrap().to_vec();
             let message = Message::parse(&bytes).unwrap();
-            let Body::WriteAck { id, value } = message.body else { panic!("{message:?}") };
+            let Body::WriteAck { id, value } = message.body else {
+                panic!("{message:?}")
+            };
             assert_eq!(id, Identifier::ChargeMosfetSwitch);
             assert_eq!(value, info.get(1..).filter(|v| !v.is_empty()));
         }

@@ -103,8 +103,16 @@ impl ValueError {
 impl fmt::Display for ValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            ValueError::Length { id, expected, actual } => {
-                write!(f, "{}: expected {expected} value bytes, got {actual}", id.name())
+            ValueError::Length {
+                id,
+                expected,
+                actual,
+            } => {
+                write!(
+                    f,
+                    "{}: expected {expected} value bytes, got {actual}",
+                    id.name()
+                )
             }
             ValueError::OutOfRange { id, raw, min, max } => write!(
                 f,
@@ -118,7 +126,11 @@ impl fmt::Display for ValueError {
                 write!(f, "{}: value of the wrong kind for this field", id.name())
             }
             ValueError::TextTooLong { id, max, len } => {
-                write!(f, "{}: text of {len} bytes does not fit {max} bytes", id.name())
+                write!(
+                    f,
+                    "{}: text of {len} bytes does not fit {max} bytes",
+                    id.name()
+                )
             }
             ValueError::NotAscii { id } => {
                 write!(f, "{}: text must be printable ASCII", id.name())
@@ -146,7 +158,10 @@ impl fmt::Display for ValueError {
             }
             ValueError::NotWritable { id } => write!(f, "{} is read-only", id.name()),
             ValueError::TooManyCells { count } => {
-                write!(f, "{count} cells do not fit a cell voltage field (at most {MAX_CELLS})")
+                write!(
+                    f,
+                    "{count} cells do not fit a cell voltage field (at most {MAX_CELLS})"
+                )
             }
             ValueError::BufferTooSmall { needed } => {
                 write!(f, "output buffer too small: {needed} bytes needed")
@@ -171,7 +186,11 @@ pub struct Number {
 
 impl Number {
     fn new(raw: i64, info: &IdentifierInfo) -> Number {
-        Number { raw, unit: info.unit, decimals: info.decimals }
+        Number {
+            raw,
+            unit: info.unit,
+            decimals: info.decimals,
+        }
     }
 
     /// The engineering value as floating point (for display and models, never for the wire).
@@ -235,12 +254,14 @@ impl<'a> CellVoltages<'a> {
 
     /// The lowest cell, first one on a tie.
     pub fn min(&self) -> Option<CellVoltage> {
-        self.iter().reduce(|a, b| if b.voltage < a.voltage { b } else { a })
+        self.iter()
+            .reduce(|a, b| if b.voltage < a.voltage { b } else { a })
     }
 
     /// The highest cell, first one on a tie.
     pub fn max(&self) -> Option<CellVoltage> {
-        self.iter().reduce(|a, b| if b.voltage > a.voltage { b } else { a })
+        self.iter()
+            .reduce(|a, b| if b.voltage > a.voltage { b } else { a })
     }
 
     /// Writes a 0x79 value (length byte, then groups numbered from 1) for these voltages.
@@ -249,7 +270,9 @@ impl<'a> CellVoltages<'a> {
             return Err(ValueError::TooManyCells { count: cells.len() });
         }
         let needed = 1 + 3 * cells.len();
-        let out = out.get_mut(..needed).ok_or(ValueError::BufferTooSmall { needed })?;
+        let out = out
+            .get_mut(..needed)
+            .ok_or(ValueError::BufferTooSmall { needed })?;
         out[0] = (3 * cells.len()) as u8;
         for (index, (cell, group)) in cells.iter().zip(out[1..].chunks_exact_mut(3)).enumerate() {
             let mv = u16::try_from(cell.0).map_err(|_| ValueError::OutOfRange {
@@ -285,8 +308,12 @@ impl Temperature {
     /// The wire form of a temperature from -40 to 100 degC.
     pub fn from_celsius(celsius: Celsius) -> Option<Temperature> {
         match celsius.0 {
-            0..=100 => Some(Temperature { raw: celsius.0 as u16 }),
-            -40..=-1 => Some(Temperature { raw: (100 - celsius.0) as u16 }),
+            0..=100 => Some(Temperature {
+                raw: celsius.0 as u16,
+            }),
+            -40..=-1 => Some(Temperature {
+                raw: (100 - celsius.0) as u16,
+            }),
             _ => None,
         }
     }
@@ -329,7 +356,11 @@ impl Current {
         match self.encoding {
             CurrentEncoding::SignMagnitude => {
                 let magnitude = i32::from(self.raw & 0x7FFF) * 10;
-                Some(Milliamps(if self.raw & 0x8000 != 0 { magnitude } else { -magnitude }))
+                Some(Milliamps(if self.raw & 0x8000 != 0 {
+                    magnitude
+                } else {
+                    -magnitude
+                }))
             }
             CurrentEncoding::Offset10000 => Some(Milliamps((10_000 - i32::from(self.raw)) * 10)),
             CurrentEncoding::Unknown(_) => None,
@@ -341,7 +372,9 @@ impl Current {
         let tens = (i64::from(current.0) + if current.0 < 0 { -5 } else { 5 }) / 10;
         let raw = match encoding {
             CurrentEncoding::SignMagnitude => {
-                let magnitude = u16::try_from(tens.unsigned_abs()).ok().filter(|m| *m <= 0x7FFF)?;
+                let magnitude = u16::try_from(tens.unsigned_abs())
+                    .ok()
+                    .filter(|m| *m <= 0x7FFF)?;
                 if tens > 0 {
                     magnitude | 0x8000
                 } else {
@@ -481,7 +514,11 @@ impl<'a> FixedText<'a> {
 
     /// The bytes without trailing NULs and spaces.
     pub fn trimmed(&self) -> &'a [u8] {
-        let end = self.raw.iter().rposition(|&b| b != 0 && b != b' ').map_or(0, |i| i + 1);
+        let end = self
+            .raw
+            .iter()
+            .rposition(|&b| b != 0 && b != b' ')
+            .map_or(0, |i| i + 1);
         &self.raw[..end]
     }
 
@@ -549,11 +586,19 @@ impl<'a> Value<'a> {
         let info = id.info();
         match info.fixed_len() {
             Some(expected) if expected != bytes.len() => {
-                return Err(ValueError::Length { id, expected, actual: bytes.len() })
+                return Err(ValueError::Length {
+                    id,
+                    expected,
+                    actual: bytes.len(),
+                })
             }
             None if bytes.first().map(|&n| usize::from(n) + 1) != Some(bytes.len()) => {
                 let expected = bytes.first().map_or(1, |&n| usize::from(n) + 1);
-                return Err(ValueError::Length { id, expected, actual: bytes.len() });
+                return Err(ValueError::Length {
+                    id,
+                    expected,
+                    actual: bytes.len(),
+                });
             }
             _ => {}
         }
@@ -572,10 +617,15 @@ impl<'a> Value<'a> {
         match info.encoding {
             Encoding::CellVoltages => {
                 let groups = &bytes[1..];
-                Value::CellVoltages(CellVoltages { groups: &groups[..groups.len() / 3 * 3] })
+                Value::CellVoltages(CellVoltages {
+                    groups: &groups[..groups.len() / 3 * 3],
+                })
             }
             Encoding::Temperature => Value::Temperature(Temperature { raw: word() }),
-            Encoding::Current => Value::Current(Current { raw: word(), encoding: current }),
+            Encoding::Current => Value::Current(Current {
+                raw: word(),
+                encoding: current,
+            }),
             Encoding::Unsigned => Value::Number(Number::new(unsigned_be(bytes), info)),
             Encoding::Signed => Value::Number(Number::new(i64::from(word() as i16), info)),
             Encoding::Switch => Value::Switch(bytes[0] != 0),
@@ -613,13 +663,17 @@ impl<'a> Value<'a> {
                     return Err(ValueError::WrongKind { id });
                 };
                 let needed = 1 + cells.groups.len();
-                let out = out.get_mut(..needed).ok_or(ValueError::BufferTooSmall { needed })?;
+                let out = out
+                    .get_mut(..needed)
+                    .ok_or(ValueError::BufferTooSmall { needed })?;
                 out[0] = cells.groups.len() as u8;
                 out[1..].copy_from_slice(cells.groups);
                 return Ok(needed);
             }
         };
-        let out = out.get_mut(..len).ok_or(ValueError::BufferTooSmall { needed: len })?;
+        let out = out
+            .get_mut(..len)
+            .ok_or(ValueError::BufferTooSmall { needed: len })?;
         match (info.encoding, *self) {
             (Encoding::Temperature, Value::Temperature(t)) => put_int(out, i64::from(t.raw)),
             (Encoding::Current, Value::Current(c)) => put_int(out, i64::from(c.raw)),
@@ -630,7 +684,9 @@ impl<'a> Value<'a> {
                 put_int(out, n.raw)
             }
             (Encoding::Switch, Value::Switch(on)) => put_int(out, i64::from(on)),
-            (Encoding::BatteryType, Value::BatteryType(kind)) => put_int(out, i64::from(kind.code())),
+            (Encoding::BatteryType, Value::BatteryType(kind)) => {
+                put_int(out, i64::from(kind.code()))
+            }
             (Encoding::Warnings, Value::Warnings(w)) => put_int(out, i64::from(w.bits())),
             (Encoding::Status, Value::Status(s)) => put_int(out, i64::from(s.bits())),
             (Encoding::Text, Value::Text(text)) => put_text(id, out, text.raw)?,
@@ -649,17 +705,27 @@ impl<'a> Value<'a> {
             Encoding::Unsigned | Encoding::Signed => {
                 Value::Number(Number::new(parse_scaled(id, info, text)?, info))
             }
-            Encoding::Switch => Value::Switch(parse_switch(text).ok_or(ValueError::NotANumber { id })?),
-            Encoding::BatteryType => Value::BatteryType(parse_battery_type(text).ok_or(ValueError::NotANumber { id })?),
+            Encoding::Switch => {
+                Value::Switch(parse_switch(text).ok_or(ValueError::NotANumber { id })?)
+            }
+            Encoding::BatteryType => {
+                Value::BatteryType(parse_battery_type(text).ok_or(ValueError::NotANumber { id })?)
+            }
             Encoding::Text => {
                 let len = info.fixed_len().unwrap_or(0);
                 if text.len() > len {
-                    return Err(ValueError::TextTooLong { id, max: len, len: text.len() });
+                    return Err(ValueError::TextTooLong {
+                        id,
+                        max: len,
+                        len: text.len(),
+                    });
                 }
                 if !text.bytes().all(|b| (0x20..0x7F).contains(&b)) {
                     return Err(ValueError::NotAscii { id });
                 }
-                Value::Text(FixedText { raw: text.as_bytes() })
+                Value::Text(FixedText {
+                    raw: text.as_bytes(),
+                })
             }
             _ => return Err(ValueError::WrongKind { id }),
         };
@@ -679,7 +745,11 @@ fn put_int(out: &mut [u8], value: i64) {
 
 fn put_text(id: Identifier, out: &mut [u8], text: &[u8]) -> Result<(), ValueError> {
     if text.len() > out.len() {
-        return Err(ValueError::TextTooLong { id, max: out.len(), len: text.len() });
+        return Err(ValueError::TextTooLong {
+            id,
+            max: out.len(),
+            len: text.len(),
+        });
     }
     out.fill(0);
     out[..text.len()].copy_from_slice(text);
@@ -753,7 +823,10 @@ fn parse_scaled(id: Identifier, info: &IdentifierInfo, text: &str) -> Result<i64
     };
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
     if whole.is_empty() && fraction.is_empty()
-        || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit())
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
     {
         return Err(not_a_number);
     }
@@ -839,21 +912,39 @@ mod tests {
         assert_eq!(t(101), Some(Celsius(-1)));
         assert_eq!(t(140), Some(Celsius(-40)));
         assert_eq!(t(141), None);
-        assert_eq!(Temperature::from_celsius(Celsius(-20)), Some(Temperature { raw: 120 }));
+        assert_eq!(
+            Temperature::from_celsius(Celsius(-20)),
+            Some(Temperature { raw: 120 })
+        );
         assert_eq!(Temperature::from_celsius(Celsius(-41)), None);
     }
 
     #[test]
     fn current_follows_the_frames_protocol_version() {
-        let sm = |raw| Current { raw, encoding: CurrentEncoding::SignMagnitude }.milliamps();
+        let sm = |raw| {
+            Current {
+                raw,
+                encoding: CurrentEncoding::SignMagnitude,
+            }
+            .milliamps()
+        };
         assert_eq!(sm(0x80D0), Some(Milliamps(2080)));
         assert_eq!(sm(0x0370), Some(Milliamps(-8800)));
         assert_eq!(sm(0x0000), Some(Milliamps(0)));
-        let old = |raw| Current { raw, encoding: CurrentEncoding::Offset10000 }.milliamps();
+        let old = |raw| {
+            Current {
+                raw,
+                encoding: CurrentEncoding::Offset10000,
+            }
+            .milliamps()
+        };
         assert_eq!(old(11_000), Some(Milliamps(-10_000))); // document: 10.00 A discharge
         assert_eq!(old(9_500), Some(Milliamps(5_000))); // document: 5.00 A charge
         assert_eq!(old(10_000), Some(Milliamps(0)));
-        let unknown = Current { raw: 1, encoding: CurrentEncoding::Unknown(7) };
+        let unknown = Current {
+            raw: 1,
+            encoding: CurrentEncoding::Unknown(7),
+        };
         assert_eq!(unknown.milliamps(), None);
     }
 
@@ -862,7 +953,11 @@ mod tests {
         for encoding in [CurrentEncoding::SignMagnitude, CurrentEncoding::Offset10000] {
             for ma in [-20_000, -8_800, -690, 0, 2_080, 45_300] {
                 let current = Current::from_milliamps(Milliamps(ma), encoding).unwrap();
-                assert_eq!(current.milliamps(), Some(Milliamps(ma)), "{encoding:?} {ma}");
+                assert_eq!(
+                    current.milliamps(),
+                    Some(Milliamps(ma)),
+                    "{encoding:?} {ma}"
+                );
             }
         }
         assert_eq!(
@@ -887,7 +982,15 @@ mod tests {
         assert_eq!(raw("abc"), Err(ValueError::NotANumber { id }));
         assert_eq!(raw(""), Err(ValueError::NotANumber { id }));
         let err = raw("5").unwrap_err();
-        assert_eq!(err, ValueError::OutOfRange { id, raw: 5000, min: 1000, max: 4500 });
+        assert_eq!(
+            err,
+            ValueError::OutOfRange {
+                id,
+                raw: 5000,
+                min: 1000,
+                max: 4500
+            }
+        );
         assert_eq!(
             err.to_string(),
             "cell_over_voltage_protection: 5.000 V is out of range 1.000 V ..= 4.500 V"
@@ -897,9 +1000,18 @@ mod tests {
     #[test]
     fn parses_signed_switch_type_and_text() {
         let low = Identifier::ChargeLowTemperatureProtection;
-        assert!(matches!(Value::parse(low, "-20"), Ok(Value::Number(Number { raw: -20, .. }))));
-        assert!(matches!(Value::parse(low, "-20 °C"), Ok(Value::Number(Number { raw: -20, .. }))));
-        assert!(matches!(Value::parse(low, "-46"), Err(ValueError::OutOfRange { .. })));
+        assert!(matches!(
+            Value::parse(low, "-20"),
+            Ok(Value::Number(Number { raw: -20, .. }))
+        ));
+        assert!(matches!(
+            Value::parse(low, "-20 °C"),
+            Ok(Value::Number(Number { raw: -20, .. }))
+        ));
+        assert!(matches!(
+            Value::parse(low, "-46"),
+            Err(ValueError::OutOfRange { .. })
+        ));
         let switch = Identifier::ChargeMosfetSwitch;
         assert_eq!(Value::parse(switch, "off"), Ok(Value::Switch(false)));
         assert_eq!(Value::parse(switch, "ON"), Ok(Value::Switch(true)));
@@ -912,7 +1024,11 @@ mod tests {
         let password = Identifier::Password;
         assert!(matches!(
             Value::parse(password, "01234567890"),
-            Err(ValueError::TextTooLong { max: 10, len: 11, .. })
+            Err(ValueError::TextTooLong {
+                max: 10,
+                len: 11,
+                ..
+            })
         ));
         let mut out = [0xFFu8; 10];
         let value = Value::parse(password, "1234").unwrap();
@@ -924,9 +1040,19 @@ mod tests {
     fn encode_rejects_out_of_range_and_wrong_kinds() {
         let mut out = [0u8; 4];
         let id = Identifier::LowCapacityAlarm;
-        let too_high = Value::Number(Number { raw: 81, unit: Unit::Percent, decimals: 0 });
-        assert!(matches!(too_high.encode(id, &mut out), Err(ValueError::OutOfRange { .. })));
-        assert_eq!(Value::Switch(true).encode(id, &mut out), Err(ValueError::WrongKind { id }));
+        let too_high = Value::Number(Number {
+            raw: 81,
+            unit: Unit::Percent,
+            decimals: 0,
+        });
+        assert!(matches!(
+            too_high.encode(id, &mut out),
+            Err(ValueError::OutOfRange { .. })
+        ));
+        assert_eq!(
+            Value::Switch(true).encode(id, &mut out),
+            Err(ValueError::WrongKind { id })
+        );
         let cells = [Millivolts(3300), Millivolts(3301)];
         let mut buf = [0u8; 7];
         assert_eq!(CellVoltages::encode(&cells, &mut buf), Ok(7));

@@ -27,7 +27,10 @@ impl Vector {
     }
 
     fn line(&self, prefix: &str) -> Option<&str> {
-        self.decoded.iter().find(|l| l.starts_with(prefix)).map(String::as_str)
+        self.decoded
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .map(String::as_str)
     }
 }
 
@@ -61,7 +64,11 @@ fn vectors() -> Vec<Vector> {
             .collect();
         out.push(Vector { id, bytes, decoded });
     }
-    assert!(out.len() >= 16, "expected every block of the vector file, got {}", out.len());
+    assert!(
+        out.len() >= 16,
+        "expected every block of the vector file, got {}",
+        out.len()
+    );
     out
 }
 
@@ -76,7 +83,12 @@ fn hex_u32(text: &str) -> u32 {
 
 /// Parses a Python bytes literal such as `b'123456\x00\x00'`.
 fn python_bytes(literal: &str) -> Vec<u8> {
-    let inner = literal.trim().strip_prefix("b'").unwrap().strip_suffix('\'').unwrap();
+    let inner = literal
+        .trim()
+        .strip_prefix("b'")
+        .unwrap()
+        .strip_suffix('\'')
+        .unwrap();
     let mut out = Vec::new();
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
@@ -107,10 +119,18 @@ fn check_framing(v: &Vector) {
     let received = hex_u32(after(checksum, "lo=")) as u16;
     let result = Frame::new_checked(&v.bytes[..]);
     if checksum.ends_with("INVALID") {
-        assert!(v.is_rejected(), "{}: invalid checksum on a block not marked", v.id);
+        assert!(
+            v.is_rejected(),
+            "{}: invalid checksum on a block not marked",
+            v.id
+        );
         assert_eq!(
             result.unwrap_err(),
-            FrameError::Checksum { expected, received, offset: total - 2 },
+            FrameError::Checksum {
+                expected,
+                received,
+                offset: total - 2
+            },
             "{}",
             v.id
         );
@@ -123,11 +143,28 @@ fn check_framing(v: &Vector) {
 
 fn check_header(v: &Vector, message_header: bmslink_proto::Header) {
     let header = v.line("header:").unwrap();
-    assert_eq!(message_header.terminal.to_be(), hex_u32(after(header, "terminal_id=")), "{}", v.id);
-    assert_eq!(u8::from(message_header.command) as u32, hex_u32(after(header, "cmd=")));
-    assert_eq!(u8::from(message_header.source) as u32, hex_u32(after(header, "src=")));
-    assert_eq!(u8::from(message_header.transport) as u32, hex_u32(after(header, "type=")));
-    assert_eq!(message_header.record.to_be(), hex_u32(after(header, "record_number=")));
+    assert_eq!(
+        message_header.terminal.to_be(),
+        hex_u32(after(header, "terminal_id=")),
+        "{}",
+        v.id
+    );
+    assert_eq!(
+        u8::from(message_header.command) as u32,
+        hex_u32(after(header, "cmd="))
+    );
+    assert_eq!(
+        u8::from(message_header.source) as u32,
+        hex_u32(after(header, "src="))
+    );
+    assert_eq!(
+        u8::from(message_header.transport) as u32,
+        hex_u32(after(header, "type="))
+    );
+    assert_eq!(
+        message_header.record.to_be(),
+        hex_u32(after(header, "record_number="))
+    );
 }
 
 fn number(info: &Info<'_>, id: Identifier) -> i64 {
@@ -159,7 +196,9 @@ fn check_measurements(v: &Vector, info: &Info<'_>) {
         .split_whitespace()
         .map(|n| n.parse().unwrap())
         .collect();
-    let Some(Value::CellVoltages(cells)) = info.get(Identifier::CellVoltages) else { panic!() };
+    let Some(Value::CellVoltages(cells)) = info.get(Identifier::CellVoltages) else {
+        panic!()
+    };
     let decoded: Vec<u32> = cells.iter().map(|c| c.voltage.0).collect();
     assert_eq!(decoded, mv, "{} cell voltages", v.id);
     let numbers: Vec<u8> = cells.iter().map(|c| c.number).collect();
@@ -173,19 +212,39 @@ fn check_measurements(v: &Vector, info: &Info<'_>) {
         let line = v.line(prefix).unwrap();
         let raw: u16 = after(line, "raw=").parse().unwrap();
         let celsius: i16 = after(line, "-> ").parse().unwrap();
-        let Some(Value::Temperature(t)) = info.get(id) else { panic!() };
+        let Some(Value::Temperature(t)) = info.get(id) else {
+            panic!()
+        };
         assert_eq!(t.raw, raw);
         assert_eq!(t.celsius().map(|c| c.0), Some(celsius), "{} {prefix}", v.id);
     }
 
     let volts: f64 = after(v.line("0x83").unwrap(), "= ").parse().unwrap();
-    assert_eq!(number(info, Identifier::TotalVoltage), (volts * 100.0).round() as i64);
+    assert_eq!(
+        number(info, Identifier::TotalVoltage),
+        (volts * 100.0).round() as i64
+    );
 
     let current_line = v.line("0x84").unwrap();
-    let amps: f64 = current_line.split(": ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
-    let Some(Value::Current(current)) = info.get(Identifier::Current) else { panic!() };
+    let amps: f64 = current_line
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let Some(Value::Current(current)) = info.get(Identifier::Current) else {
+        panic!()
+    };
     assert_eq!(current.raw as u32, hex_u32(after(current_line, "raw=")));
-    assert_eq!(current.milliamps().unwrap().0, (amps * 1000.0).round() as i32, "{}", v.id);
+    assert_eq!(
+        current.milliamps().unwrap().0,
+        (amps * 1000.0).round() as i32,
+        "{}",
+        v.id
+    );
 
     for (prefix, id) in [
         ("0x85 SOC", Identifier::Soc),
@@ -197,10 +256,20 @@ fn check_measurements(v: &Vector, info: &Info<'_>) {
         let expected: i64 = after(v.line(prefix).unwrap(), "= ").parse().unwrap();
         assert_eq!(number(info, id), expected, "{} {prefix}", v.id);
     }
-    let Some(Value::Warnings(w)) = info.get(Identifier::Warnings) else { panic!() };
-    assert_eq!(u32::from(w.bits()), hex_u32(after(v.line("0x8B").unwrap(), "= ")));
-    let Some(Value::Status(s)) = info.get(Identifier::Status) else { panic!() };
-    assert_eq!(u32::from(s.bits()), hex_u32(after(v.line("0x8C").unwrap(), "= ")));
+    let Some(Value::Warnings(w)) = info.get(Identifier::Warnings) else {
+        panic!()
+    };
+    assert_eq!(
+        u32::from(w.bits()),
+        hex_u32(after(v.line("0x8B").unwrap(), "= "))
+    );
+    let Some(Value::Status(s)) = info.get(Identifier::Status) else {
+        panic!()
+    };
+    assert_eq!(
+        u32::from(s.bits()),
+        hex_u32(after(v.line("0x8C").unwrap(), "= "))
+    );
 }
 
 /// Checks the settings, strings, protocol version and identifier order of a read-all reply.
@@ -210,10 +279,20 @@ fn check_settings(v: &Vector, info: &Info<'_>) {
     for pair in settings.split_whitespace() {
         let (id, value) = pair.split_once('=').unwrap();
         let id = Identifier::from_u8(u8::from_str_radix(id, 16).unwrap()).unwrap();
-        assert_eq!(number(info, id), value.parse::<i64>().unwrap(), "{} {id}", v.id);
+        assert_eq!(
+            number(info, id),
+            value.parse::<i64>().unwrap(),
+            "{} {id}",
+            v.id
+        );
         seen.insert(id, ());
     }
-    assert!(seen.len() >= 40, "{}: only {} settings checked", v.id, seen.len());
+    assert!(
+        seen.len() >= 40,
+        "{}: only {} settings checked",
+        v.id,
+        seen.len()
+    );
 
     for (prefix, id) in [
         ("0xB2", Identifier::Password),
@@ -250,9 +329,10 @@ fn check_request(v: &Vector, request: Request<'_>) {
         (0x06, _) | (0x03, [0x00]) => Request::ReadAll,
         (0x03, [id]) => Request::Read(Identifier::from_u8(*id).unwrap()),
         (0x05, _) => Request::PairCode { password: None },
-        (0x02, [id, value @ ..]) => {
-            Request::Write { id: Identifier::from_u8(*id).unwrap(), value: &v.bytes[12..12 + value.len()] }
-        }
+        (0x02, [id, value @ ..]) => Request::Write {
+            id: Identifier::from_u8(*id).unwrap(),
+            value: &v.bytes[12..12 + value.len()],
+        },
         other => panic!("{}: {other:?}", v.id),
     };
     assert_eq!(request, expected, "{}", v.id);
@@ -303,7 +383,10 @@ fn every_vector_decodes_to_its_written_values_or_is_rejected_for_its_reason() {
 fn old_firmware_without_b8_to_c0_decodes_with_the_offset_current_encoding() {
     // Vector A03 cut after 0xB7, as NW_1_0_0_200428 firmware sends it, with the current set
     // to 11000 (document: 10.00 A discharge in the old encoding).
-    let a03 = vectors().into_iter().find(|v| v.id.starts_with("A03")).unwrap();
+    let a03 = vectors()
+        .into_iter()
+        .find(|v| v.id.starts_with("A03"))
+        .unwrap();
     let info = &a03.bytes[11..a03.bytes.len() - 9];
     let full = Info::parse(info, 0).unwrap();
     let offset_of = |id| full.fields().find(|f| f.id == id).unwrap().offset;
@@ -312,7 +395,12 @@ fn old_firmware_without_b8_to_c0_decodes_with_the_offset_current_encoding() {
     old[current + 1..current + 3].copy_from_slice(&11_000u16.to_be_bytes());
     let parsed = Info::parse(&old, 11).unwrap();
     assert_eq!(parsed.protocol_version(), None);
-    let Some(Value::Current(c)) = parsed.get(Identifier::Current) else { panic!() };
+    let Some(Value::Current(c)) = parsed.get(Identifier::Current) else {
+        panic!()
+    };
     assert_eq!(c.milliamps().unwrap().0, -10_000);
-    assert_eq!(parsed.fields().last().unwrap().id, Identifier::SoftwareVersion);
+    assert_eq!(
+        parsed.fields().last().unwrap().id,
+        Identifier::SoftwareVersion
+    );
 }
