@@ -1,2 +1,21 @@
-#![no_std]
-//! core
+//! # bmslink-core
+//!
+//! The battery domain and the sans-I/O protocol sessions of bmslink. `#![no_std]` with `alloc`:
+//! no sockets, no clocks, no randomness. Time is an input ([`time::Instant`]), bytes go in and
+//! out as slices, and every behaviour over time is testable in virtual time.
+//!
+//! - [`session`]: the controller side of an NW link (platform, gateway, bench tool): request and
+//!   reply matching, timeouts and retries, activation of a dormant BMS, pair-code writes with
+//!   read-back, link state with reasons.
+//! - [`responder`]: the BMS side: answers requests from a register image (used by the simulator
+//!   and by tests).
+//! - [`time`]: the `Instant` that callers pass in.
+
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod responder;
+pub mod session;
+pub mod time;

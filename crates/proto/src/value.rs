@@ -636,6 +636,27 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// Checks wire bytes for `id` against the table: length, and for integer encodings the raw
+    /// value against the range (decoding alone is lenient: a switch byte of 7 reads as "on").
+    pub fn check_wire(id: Identifier, bytes: &[u8]) -> Result<(), ValueError> {
+        let info = id.info();
+        Value::decode(id, bytes, CurrentEncoding::SignMagnitude)?;
+        let raw = match info.encoding {
+            Encoding::Signed => i64::from(i16::from_be_bytes([bytes[0], bytes[1]])),
+            Encoding::Unsigned
+            | Encoding::Switch
+            | Encoding::BatteryType
+            | Encoding::Temperature => unsigned_be(bytes),
+            _ => return Ok(()),
+        };
+        match info.range {
+            Some((min, max)) if raw < min || raw > max => {
+                Err(ValueError::OutOfRange { id, raw, min, max })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The raw integer a value stands for on the wire, where it has one (for range checks).
     fn raw_integer(&self) -> Option<i64> {
         match *self {
@@ -1057,6 +1078,32 @@ mod tests {
         let mut buf = [0u8; 7];
         assert_eq!(CellVoltages::encode(&cells, &mut buf), Ok(7));
         assert_eq!(buf, [6, 1, 0x0C, 0xE4, 2, 0x0C, 0xE5]);
+    }
+
+    #[test]
+    fn wire_check_sees_raw_values_that_decoding_tolerates() {
+        let switch = Identifier::ChargeMosfetSwitch;
+        assert_eq!(
+            Value::decode(switch, &[7], CurrentEncoding::SignMagnitude),
+            Ok(Value::Switch(true))
+        );
+        assert_eq!(
+            Value::check_wire(switch, &[7]),
+            Err(ValueError::OutOfRange {
+                id: switch,
+                raw: 7,
+                min: 0,
+                max: 1
+            })
+        );
+        assert_eq!(Value::check_wire(switch, &[1]), Ok(()));
+        let low = Identifier::ChargeLowTemperatureProtection;
+        assert_eq!(Value::check_wire(low, &[0xFF, 0xEC]), Ok(()));
+        assert!(Value::check_wire(low, &[0xFF, 0x00]).is_err());
+        assert!(matches!(
+            Value::check_wire(low, &[0xFF]),
+            Err(ValueError::Length { .. })
+        ));
     }
 
     #[test]

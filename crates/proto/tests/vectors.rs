@@ -5,6 +5,8 @@
 //! The expected values are read from the file's `decoded:` lines, produced by an independent
 //! reference decoder, so this test checks this codec against that one field by field.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed expectation is a failed test
+
 use std::collections::BTreeMap;
 
 use bmslink_proto::{
