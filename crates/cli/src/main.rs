@@ -1,1 +1,90 @@
-fn main() {}
+//! `bmslink`: the one binary of the bmslink stack. Thin: parses the command line, runs a
+//! subcommand from the library crates, reports an error once and returns an exit code.
+//!
+//! Exit codes: 0 success; 1 an error (reported on stderr); 2 a usage error; 3 `decode` found
+//! no frame at all, or with `--strict` a bad or malformed one.
+
+mod decode;
+mod identifiers;
+mod link;
+mod read;
+mod render;
+mod write;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// An open battery-management communication stack: the NW protocol's bench tools.
+#[derive(Debug, Parser)]
+#[command(name = "bmslink", version, about, propagate_version = true)]
+struct Cli {
+    /// More log output on stderr (-v: debug, -vv: trace with the bytes on the line).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode NW frames from hex, a capture file or stdin.
+    Decode(decode::DecodeArgs),
+    /// Read all or chosen identifiers from a BMS over a serial port or TCP.
+    Read(read::ReadArgs),
+    /// Write one setting to a BMS: range-checked, paired, read back.
+    Write(write::WriteArgs),
+    /// List the protocol's identifiers with access, unit and valid range.
+    Identifiers(identifiers::IdentifiersArgs),
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_env("BMSLINK_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .compact()
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Decode(args) => decode::run(args).map(|all_good| {
+            if all_good {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            }
+        }),
+        Command::Identifiers(args) => identifiers::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Read(args) => block_on(read::run(args)),
+        Command::Write(args) => block_on(write::run(args)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn block_on(
+    future: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(future).map(|()| ExitCode::SUCCESS)
+}
