@@ -30,7 +30,8 @@
 //! Guarantees: no function here panics on any input; every error is a typed value that carries
 //! the byte offset of the fault (and the field, for value errors).
 //!
-//! Features: `std` implements `std::error::Error` for the error types.
+//! Features: `std` implements `std::error::Error` for the error types; `test-vectors` adds
+//! [`vectors`](crate::vectors), the real captured frames, for other crates' tests.
 
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![warn(missing_docs)]
@@ -42,6 +43,8 @@ pub mod info;
 pub mod message;
 pub mod units;
 pub mod value;
+#[cfg(feature = "test-vectors")]
+pub mod vectors;
 
 pub use deframer::{DeframeError, Deframer, Event, Stats};
 pub use frame::{Command, Frame, FrameError, Header, RecordNumber, Source, TerminalId, Transport};

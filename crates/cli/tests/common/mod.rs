@@ -14,21 +14,9 @@ use bmslink_core::responder::{BmsResponder, Outcome};
 use bmslink_core::time::Instant;
 use bmslink_proto::{Deframer, Event, Info};
 
-pub const VECTORS: &str = include_str!("../../../proto/tests/data/nw-frames.txt");
-
 /// The bytes of one vector block of nw-frames.txt.
 pub fn vector(id: &str) -> Vec<u8> {
-    let block = VECTORS.split(&format!("=== {id}")).nth(1).unwrap();
-    let hex = block
-        .split("hex:")
-        .nth(1)
-        .unwrap()
-        .split("decoded:")
-        .next()
-        .unwrap();
-    hex.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect()
+    bmslink_proto::vectors::bytes(id).unwrap()
 }
 
 /// A vector as one hex string argument.

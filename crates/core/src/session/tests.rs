@@ -12,21 +12,9 @@ use super::*;
 use crate::responder::{BmsResponder, Outcome};
 use crate::time::Instant;
 
-const VECTORS: &str = include_str!("../../../proto/tests/data/nw-frames.txt");
-
 /// A real 16-cell read-all reply (vector A03).
 fn a03() -> Vec<u8> {
-    let block = VECTORS.split("=== A03").nth(1).unwrap();
-    let hex = block
-        .split("hex:")
-        .nth(1)
-        .unwrap()
-        .split("decoded:")
-        .next()
-        .unwrap();
-    hex.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).unwrap())
-        .collect()
+    bmslink_proto::vectors::bytes("A03").unwrap()
 }
 
 fn bms() -> BmsResponder {
