@@ -9,6 +9,8 @@
 //!   read-back, link state with reasons.
 //! - [`responder`]: the BMS side: answers requests from a register image (used by the simulator
 //!   and by tests).
+//! - [`chemistry`]: LFP, NMC and LTO: OCV tables, cell equivalent-circuit and thermal
+//!   parameters.
 //! - [`time`]: the `Instant` that callers pass in.
 
 #![cfg_attr(not(test), no_std)]
@@ -16,6 +18,7 @@
 
 extern crate alloc;
 
+pub mod chemistry;
 pub mod responder;
 pub mod session;
 pub mod time;
