@@ -7,10 +7,14 @@
 //! - [`session`]: the controller side of an NW link (platform, gateway, bench tool): request and
 //!   reply matching, timeouts and retries, activation of a dormant BMS, pair-code writes with
 //!   read-back, link state with reasons.
+//! - [`protection`]: every protection the settings describe, with delays, hysteresis,
+//!   over-current hold and latch; warning bits and the live MOSFET decision.
 //! - [`responder`]: the BMS side: answers requests from a register image (used by the simulator
 //!   and by tests).
 //! - [`chemistry`]: LFP, NMC and LTO: OCV tables, cell equivalent-circuit and thermal
 //!   parameters.
+//! - [`settings`]: every NW read/write setting, typed, validated per field and across fields,
+//!   with chemistry presets.
 //! - [`time`]: the `Instant` that callers pass in.
 
 #![cfg_attr(not(test), no_std)]
@@ -19,6 +23,8 @@
 extern crate alloc;
 
 pub mod chemistry;
+pub mod protection;
 pub mod responder;
 pub mod session;
+pub mod settings;
 pub mod time;
