@@ -7,10 +7,14 @@
 //! - [`session`]: the controller side of an NW link (platform, gateway, bench tool): request and
 //!   reply matching, timeouts and retries, activation of a dormant BMS, pair-code writes with
 //!   read-back, link state with reasons.
+//! - [`limits`]: charge and discharge current and voltage limits of a pack, derated and ramped.
 //! - [`protection`]: every protection the settings describe, with delays, hysteresis,
 //!   over-current hold and latch; warning bits and the live MOSFET decision.
+//! - [`rack`]: several racks as one battery: extremes, weighted SOC, merged alarms, and system
+//!   limits that stay safe when a rack is offline, stale or weaker.
 //! - [`responder`]: the BMS side: answers requests from a register image (used by the simulator
 //!   and by tests).
+//! - [`balancing`]: which cells bleed, when the balancing conditions hold.
 //! - [`chemistry`]: LFP, NMC and LTO: OCV tables, cell equivalent-circuit and thermal
 //!   parameters.
 //! - [`settings`]: every NW read/write setting, typed, validated per field and across fields,
@@ -22,8 +26,11 @@
 
 extern crate alloc;
 
+pub mod balancing;
 pub mod chemistry;
+pub mod limits;
 pub mod protection;
+pub mod rack;
 pub mod responder;
 pub mod session;
 pub mod settings;

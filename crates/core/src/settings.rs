@@ -115,9 +115,10 @@ macro_rules! settings {
 
             /// Every setting as (identifier, wire bytes), in wire order.
             pub fn registers(&self) -> Vec<(Identifier, Vec<u8>)> {
-                let mut out = Vec::new();
-                $( out.push((Identifier::$id, number_bytes(Identifier::$id, self.$field.to_raw()))); )*
-                $( out.push((Identifier::$tid, self.$tfield.to_vec())); )*
+                let mut out = alloc::vec![
+                    $( (Identifier::$id, number_bytes(Identifier::$id, self.$field.to_raw())), )*
+                    $( (Identifier::$tid, self.$tfield.to_vec()), )*
+                ];
                 out.sort_by_key(|(id, _)| *id);
                 out
             }
