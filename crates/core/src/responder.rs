@@ -62,7 +62,7 @@ pub enum Outcome {
 }
 
 /// A BMS answering NW requests from a register image.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct BmsResponder {
     registers: BTreeMap<Identifier, Vec<u8>>,
     accept_blank_pair_code: bool,
@@ -71,6 +71,17 @@ pub struct BmsResponder {
 }
 
 impl BmsResponder {
+    /// A BMS with an empty register image (fill it with [`set`](Self::set)). The password
+    /// check is on.
+    pub fn new() -> BmsResponder {
+        BmsResponder {
+            registers: BTreeMap::new(),
+            accept_blank_pair_code: false,
+            paired_until: None,
+            dormant: false,
+        }
+    }
+
     /// A BMS whose register image is the info field of a read-all reply (a captured frame, or
     /// one a simulator built). The password check is on.
     pub fn from_info(info: &Info<'_>) -> BmsResponder {

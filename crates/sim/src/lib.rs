@@ -1,0 +1,20 @@
+//! # bmslink-sim
+//!
+//! A faithful simulator of battery packs and their BMS, so that everything in bmslink runs
+//! without hardware, deterministically and much faster than real time.
+//!
+//! - [`cell`]: one series element: 2RC equivalent circuit, one-state hysteresis, lumped thermal
+//!   model, Arrhenius resistance;
+//! - [`pack`]: series elements with seeded cell-to-cell spread, balancing bleed and the sensors
+//!   a BMS reads;
+//! - [`bms`]: a virtual BMS running bmslink-core on a simulated pack, speaking NW;
+//! - [`profile`]: load profiles (constant, pulses, a solar day, replay of a CSV log).
+//!
+//! Time is virtual: callers step it. The same seed and the same steps give the same results.
+
+#![warn(missing_docs)]
+
+pub mod bms;
+pub mod cell;
+pub mod pack;
+pub mod profile;
