@@ -244,6 +244,8 @@ impl fmt::Display for OcvTableError {
     }
 }
 
+impl core::error::Error for OcvTableError {}
+
 impl OcvTable {
     /// A table from 21 voltages (0, 5, ..., 100 % SOC); they must rise strictly.
     pub fn from_volts(volts: &[f32; 21]) -> Result<OcvTable, OcvTableError> {

@@ -54,6 +54,8 @@ impl fmt::Display for SettingsError {
     }
 }
 
+impl core::error::Error for SettingsError {}
+
 /// A typed setting field and its raw wire integer.
 trait Raw: Copy {
     fn from_raw(raw: i64) -> Self;
@@ -425,7 +427,7 @@ impl Settings {
             current_calibration_ma: 1000,
             board_address: 1,
             battery_type: chemistry.battery_type(),
-            sleep_wait_s: 10,
+            sleep_wait_s: 300,
             low_capacity_alarm_percent: 20,
             dedicated_charger: false,
             working_time_min: 0,

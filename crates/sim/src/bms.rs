@@ -10,7 +10,7 @@
 //! refreshed with the latest measurements: read all, read one, pair code with the 0xB2 password
 //! check, write (validated per field by the table and across fields by the settings; refused
 //! values are acknowledged but not applied, as the read-back shows), and activation. After
-//! 0xB0 seconds without a request the BMS goes dormant and answers only activation.
+//! 0xB0 seconds without a request or current the BMS goes dormant and answers only activation.
 //! [`upload`](VirtualBms::upload) builds an active-upload frame, as a 4G data box sends.
 
 use std::collections::VecDeque;
@@ -315,7 +315,12 @@ impl VirtualBms {
         libm::round(self.soc * 100.0).clamp(0.0, 100.0) as u8
     }
 
+    /// Dormant after the sleep waiting time (0xB0) with neither requests nor current (above
+    /// 0.5 A): a pack under load keeps its BMS awake.
     fn check_dormancy(&mut self) {
+        if self.pack.current_a().abs() >= 0.5 {
+            self.last_request = self.now;
+        }
         let idle = Duration::from_secs(u64::from(self.settings.sleep_wait_s));
         if !idle.is_zero() && !self.responder.is_dormant() && self.now - self.last_request > idle {
             self.responder.set_dormant(true);

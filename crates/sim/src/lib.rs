@@ -8,7 +8,9 @@
 //! - [`pack`]: series elements with seeded cell-to-cell spread, balancing bleed and the sensors
 //!   a BMS reads;
 //! - [`bms`]: a virtual BMS running bmslink-core on a simulated pack, speaking NW;
-//! - [`profile`]: load profiles (constant, pulses, a solar day, replay of a CSV log).
+//! - [`profile`]: load profiles (constant, pulses, a solar day, replay of a CSV log);
+//! - [`serve`]: virtual BMSes on TCP ports, pseudo-terminals, or uploading as data boxes, with
+//!   fault injection.
 //!
 //! Time is virtual: callers step it. The same seed and the same steps give the same results.
 
@@ -18,3 +20,4 @@ pub mod bms;
 pub mod cell;
 pub mod pack;
 pub mod profile;
+pub mod serve;

@@ -101,6 +101,8 @@ impl fmt::Display for ConfigError {
     }
 }
 
+impl core::error::Error for ConfigError {}
+
 impl SessionConfig {
     /// Checks every setting against the protocol's limits.
     pub fn validate(&self) -> Result<(), ConfigError> {

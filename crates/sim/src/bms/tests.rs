@@ -239,6 +239,12 @@ fn an_idle_bms_goes_dormant_and_the_session_wakes_it() {
         Event::Data { .. }
     ));
     assert!(!bench.bms.is_dormant());
+    // Under load it stays awake, whatever the silence on the line.
+    bench.bms.set_profile(LoadProfile::Constant(-5.0));
+    bench
+        .bms
+        .run_for(Duration::from_secs(120), Duration::from_secs(1));
+    assert!(!bench.bms.is_dormant());
     let events: Vec<BmsEvent> = std::iter::from_fn(|| bench.bms.poll_event()).collect();
     assert!(
         events.contains(&BmsEvent::Dormant) && events.contains(&BmsEvent::Activated),
