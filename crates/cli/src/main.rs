@@ -9,6 +9,8 @@ mod identifiers;
 mod link;
 mod read;
 mod render;
+mod sim;
+mod soc_eval;
 mod write;
 
 use std::io::IsTerminal;
@@ -38,6 +40,10 @@ enum Command {
     Write(write::WriteArgs),
     /// List the protocol's identifiers with access, unit and valid range.
     Identifiers(identifiers::IdentifiersArgs),
+    /// Simulated packs and BMSes on TCP ports or serial ptys, or uploading as data boxes.
+    Sim(sim::SimArgs),
+    /// Replay a current/voltage/temperature profile through the SOC estimator; report accuracy.
+    SocEval(soc_eval::SocEvalArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -68,8 +74,10 @@ fn main() -> ExitCode {
             }
         }),
         Command::Identifiers(args) => identifiers::run(args).map(|()| ExitCode::SUCCESS),
+        Command::SocEval(args) => soc_eval::run(args).map(|()| ExitCode::SUCCESS),
         Command::Read(args) => block_on(read::run(args)),
         Command::Write(args) => block_on(write::run(args)),
+        Command::Sim(args) => block_on(sim::run(args)),
     };
     match result {
         Ok(code) => code,

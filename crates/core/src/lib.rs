@@ -19,6 +19,8 @@
 //!   parameters.
 //! - [`settings`]: every NW read/write setting, typed, validated per field and across fields,
 //!   with chemistry presets.
+//! - [`soc`]: state of charge and state of health: coulomb counting corrected by the voltage
+//!   where the OCV slope makes it informative, anchors, hysteresis, capacity learning, cycles.
 //! - [`time`]: the `Instant` that callers pass in.
 
 #![cfg_attr(not(test), no_std)]
@@ -34,4 +36,5 @@ pub mod rack;
 pub mod responder;
 pub mod session;
 pub mod settings;
+pub mod soc;
 pub mod time;

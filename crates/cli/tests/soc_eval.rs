@@ -1,0 +1,122 @@
+//! `bmslink soc-eval` end to end: the binary replays the reference NMC profile with the sensor
+//! errors of issue 3 and reports accuracy as JSON and as text; bad input is named precisely.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn profile(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../core/tests/data/profiles")
+        .join(name)
+}
+
+fn soc_eval(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bmslink"))
+        .arg("soc-eval")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+const ERRORS: [&str; 10] = [
+    "--gain-error",
+    "0.01",
+    "--offset-c",
+    "0.002",
+    "--noise-mv",
+    "2",
+    "--capacity-error",
+    "0.05",
+    "--seed",
+    "1",
+];
+
+#[test]
+fn replays_the_reference_nmc_profile_as_json() {
+    let path = profile("nmc_chen2020_dfn_25C_seed2024.csv");
+    let mut args = vec![
+        "--profile",
+        path.to_str().unwrap(),
+        "--chemistry",
+        "nmc",
+        "--json",
+    ];
+    args.extend(ERRORS);
+    let output = soc_eval(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["samples"], 7201);
+    let capacity = report["profile_capacity_ah"].as_f64().unwrap();
+    assert!((capacity - 5.1532).abs() < 0.005, "{capacity}");
+    let told = report["capacity_ah"].as_f64().unwrap();
+    assert!((told / capacity - 1.05).abs() < 1e-3, "{told}");
+    // Measured 1.29 % RMSE (the goal is 1 %: not met yet), 2.55 % max.
+    let rmse = report["rmse_pct"].as_f64().unwrap();
+    assert!((0.5..1.4).contains(&rmse), "{rmse}");
+    assert!(report["max_error_pct"].as_f64().unwrap() < 3.0);
+    assert!(report["end_error_pct"].as_f64().unwrap().abs() < 1.0);
+    assert!(report["final"]["equivalent_full_cycles"].as_f64().unwrap() > 0.5);
+}
+
+#[test]
+fn cold_start_is_reported_in_text() {
+    let path = profile("lfp_prada2013_dfn_10C_seed11.csv");
+    let mut args = vec!["--profile", path.to_str().unwrap(), "--chemistry", "lfp"];
+    args.extend(ERRORS);
+    args.extend(["--initial-soc-error", "0.1"]);
+    let output = soc_eval(&args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    for line in [
+        "RMSE",
+        "max error",
+        "end error",
+        "convergence",
+        "first knee",
+        "initial SOC 70.0 % (true 60.0 %)",
+    ] {
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn a_bad_line_is_named_by_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("bmslink-soc-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.csv");
+    std::fs::write(
+        &path,
+        "t_s,current_a,voltage_v,temp_c\n0,1,3.3,25\n1,1,3.3x,25\n",
+    )
+    .unwrap();
+    let output = soc_eval(&["--profile", path.to_str().unwrap(), "--chemistry", "lfp"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("line 3, column 3 (voltage_v)"), "{stderr}");
+    let table = dir.join("ocv.csv");
+    std::fs::write(&table, "soc_pct,ocv_v\n0,3.0\n50,2.9\n100,4.0\n").unwrap();
+    let output = soc_eval(&[
+        "--profile",
+        profile("nmc_chen2020_dfn_25C_seed2024.csv")
+            .to_str()
+            .unwrap(),
+        "--chemistry",
+        "nmc",
+        "--ocv-table",
+        table.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("must rise with SOC"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
