@@ -30,14 +30,14 @@ const CHUNK: usize = 4096;
 /// The vector the stream is made of.
 const VECTOR: &str = "A03";
 
-/// The bytes of vector `id` (the `hex:` section of its `=== id:` block).
-fn vector_bytes(id: &str) -> Vec<u8> {
-    let header = format!("=== {id}:");
+/// The bytes of vector `id` (the `hex:` section of its `=== id:` block); `None` if there is
+/// no such block or its hex is malformed.
+fn vector_bytes(id: &str) -> Option<Vec<u8>> {
+    let header = format!("{id}:");
     let block = VECTORS
         .split("\n=== ")
-        .map(|b| format!("=== {b}"))
-        .find(|b| b.starts_with(&header))
-        .unwrap_or_else(|| panic!("vector {id} not in nw-frames.txt"));
+        .skip(1)
+        .find(|b| b.starts_with(&header))?;
     let mut bytes = Vec::new();
     let mut in_hex = false;
     for line in block.lines().skip(1) {
@@ -49,13 +49,12 @@ fn vector_bytes(id: &str) -> Vec<u8> {
             if line.is_empty() || line.ends_with(':') {
                 break;
             }
-            bytes.extend(line.split_whitespace().map(|b| {
-                u8::from_str_radix(b, 16).unwrap_or_else(|_| panic!("bad hex byte {b:?} in {id}"))
-            }));
+            for byte in line.split_whitespace() {
+                bytes.push(u8::from_str_radix(byte, 16).ok()?);
+            }
         }
     }
-    assert!(!bytes.is_empty(), "vector {id} has no hex bytes");
-    bytes
+    (!bytes.is_empty()).then_some(bytes)
 }
 
 /// What a pass over the stream found; compared once against the expected counts.
@@ -168,9 +167,51 @@ fn pull(stream: &[u8], chunk: usize, decode: bool) -> Tally {
     tally
 }
 
-fn decode_frames(frames: &[&[u8]]) -> Tally {
+/// The benchmark input: the stream, and the same bytes split into frames.
+struct Input<'a> {
+    stream: &'a [u8],
+    frames: &'a [&'a [u8]],
+}
+
+// One never-inlined function per benchmark, so that `valgrind --tool=callgrind` reports each
+// one's inclusive instruction count per call (one call = one pass over all `FRAMES` frames).
+// `benches/callgrind.sh` divides those by `FRAMES`.
+
+#[inline(never)]
+fn run_deframe_feed_chunked(input: &Input<'_>) -> Tally {
+    deframe_feed(input.stream, CHUNK)
+}
+
+#[inline(never)]
+fn run_deframe_feed_whole(input: &Input<'_>) -> Tally {
+    deframe_feed(input.stream, input.stream.len())
+}
+
+#[inline(never)]
+fn run_deframe_pull_chunked(input: &Input<'_>) -> Tally {
+    pull(input.stream, CHUNK, false)
+}
+
+#[inline(never)]
+fn run_decode_feed_chunked(input: &Input<'_>) -> Tally {
+    deframe_decode_feed(input.stream, CHUNK)
+}
+
+#[inline(never)]
+fn run_decode_feed_whole(input: &Input<'_>) -> Tally {
+    deframe_decode_feed(input.stream, input.stream.len())
+}
+
+#[inline(never)]
+fn run_decode_pull_chunked(input: &Input<'_>) -> Tally {
+    pull(input.stream, CHUNK, true)
+}
+
+/// `Message::parse` (checksum included) + values on frames already split: no deframer.
+#[inline(never)]
+fn run_decode_presplit(input: &Input<'_>) -> Tally {
     let mut tally = Tally::default();
-    for bytes in frames {
+    for bytes in input.frames {
         match bmslink_proto::Frame::new_checked(*bytes) {
             Ok(frame) => decode_frame(frame, &mut tally),
             Err(_) => tally.errors += 1,
@@ -179,45 +220,99 @@ fn decode_frames(frames: &[&[u8]]) -> Tally {
     tally
 }
 
+type Run = fn(&Input<'_>) -> Tally;
+
+/// (group, benchmark, decodes values, function).
+const RUNS: &[(&str, &str, bool, Run)] = &[
+    (
+        "deframe",
+        "feed_4096B_chunks",
+        false,
+        run_deframe_feed_chunked,
+    ),
+    (
+        "deframe",
+        "feed_whole_stream",
+        false,
+        run_deframe_feed_whole,
+    ),
+    (
+        "deframe",
+        "push_next_frame_4096B_chunks",
+        false,
+        run_deframe_pull_chunked,
+    ),
+    (
+        "deframe_decode",
+        "feed_4096B_chunks",
+        true,
+        run_decode_feed_chunked,
+    ),
+    (
+        "deframe_decode",
+        "feed_whole_stream",
+        true,
+        run_decode_feed_whole,
+    ),
+    (
+        "deframe_decode",
+        "push_next_frame_4096B_chunks",
+        true,
+        run_decode_pull_chunked,
+    ),
+    (
+        "decode",
+        "message_parse_values_presplit",
+        true,
+        run_decode_presplit,
+    ),
+];
+
 fn benches(c: &mut Criterion) {
-    let frame = vector_bytes(VECTOR);
-    let values_per_frame = match Message::parse(&frame) {
+    let frame = vector_bytes(VECTOR).unwrap_or_default();
+    assert!(
+        !frame.is_empty(),
+        "vector {VECTOR} is missing from nw-frames.txt or malformed"
+    );
+    let parsed = Message::parse(&frame);
+    let values_per_frame = match parsed {
         Ok(Message {
             body: Body::Data(info),
             ..
         }) => info.len() as u64,
-        other => panic!("vector {VECTOR} is not a data frame: {other:?}"),
+        _ => 0,
     };
+    assert!(
+        values_per_frame > 0,
+        "vector {VECTOR} is not a data frame: {parsed:?}"
+    );
     let stream: Vec<u8> = frame.repeat(FRAMES);
     let frames: Vec<&[u8]> = stream.chunks(frame.len()).collect();
+    let input = Input {
+        stream: &stream,
+        frames: &frames,
+    };
     let bytes = stream.len() as u64;
     eprintln!(
-        "stream: {FRAMES} x vector {VECTOR} ({} bytes, {values_per_frame} values each) = {bytes} bytes",
+        "stream: {FRAMES} x vector {VECTOR} ({} bytes, {values_per_frame} values each) = {bytes} \
+         bytes; frames/s = bytes/s / {}",
+        frame.len(),
         frame.len()
     );
 
     // Verify once, outside the timed loops, that every run sees every frame and value.
-    let expect = |tally: Tally, decoded: bool, what: &str| {
+    for &(group, name, decodes, run) in RUNS {
+        let tally = run(&input);
+        let what = format!("{group}/{name}");
         assert_eq!(tally.frames, FRAMES as u64, "{what}: frames");
         assert_eq!(tally.errors, 0, "{what}: errors");
-        let values = if decoded {
+        let values = if decodes {
             FRAMES as u64 * values_per_frame
         } else {
             0
         };
         assert_eq!(tally.values, values, "{what}: values");
-    };
-    expect(deframe_feed(&stream, CHUNK), false, "feed chunked");
-    expect(deframe_feed(&stream, stream.len()), false, "feed whole");
-    expect(pull(&stream, CHUNK, false), false, "pull chunked");
-    expect(deframe_decode_feed(&stream, CHUNK), true, "decode chunked");
-    expect(
-        deframe_decode_feed(&stream, stream.len()),
-        true,
-        "decode whole",
-    );
-    expect(pull(&stream, CHUNK, true), true, "decode pull");
-    expect(decode_frames(&frames), true, "decode pre-split");
+    }
     let mut stats_check: Deframer = Deframer::new();
     for piece in stream.chunks(CHUNK) {
         stats_check.feed(piece, |_| {});
@@ -226,38 +321,14 @@ fn benches(c: &mut Criterion) {
     assert_eq!(stats_check.stats().bytes, bytes);
     assert_eq!(stats_check.stats().bytes_dropped, 0);
 
-    let mut group = c.benchmark_group("deframe");
-    group.throughput(Throughput::Bytes(bytes));
-    group.bench_function("feed_4096B_chunks", |b| {
-        b.iter(|| deframe_feed(black_box(&stream), CHUNK))
-    });
-    group.bench_function("feed_whole_stream", |b| {
-        b.iter(|| deframe_feed(black_box(&stream), stream.len()))
-    });
-    group.bench_function("push_next_frame_4096B_chunks", |b| {
-        b.iter(|| pull(black_box(&stream), CHUNK, false))
-    });
-    group.finish();
-
-    let mut group = c.benchmark_group("deframe_decode");
-    group.throughput(Throughput::Bytes(bytes));
-    group.bench_function("feed_4096B_chunks", |b| {
-        b.iter(|| deframe_decode_feed(black_box(&stream), CHUNK))
-    });
-    group.bench_function("feed_whole_stream", |b| {
-        b.iter(|| deframe_decode_feed(black_box(&stream), stream.len()))
-    });
-    group.bench_function("push_next_frame_4096B_chunks", |b| {
-        b.iter(|| pull(black_box(&stream), CHUNK, true))
-    });
-    group.finish();
-
-    let mut group = c.benchmark_group("decode");
-    group.throughput(Throughput::Bytes(bytes));
-    group.bench_function("message_parse_values_presplit", |b| {
-        b.iter(|| decode_frames(black_box(&frames)))
-    });
-    group.finish();
+    for group_name in ["deframe", "deframe_decode", "decode"] {
+        let mut group = c.benchmark_group(group_name);
+        group.throughput(Throughput::Bytes(bytes));
+        for &(_, name, _, run) in RUNS.iter().filter(|r| r.0 == group_name) {
+            group.bench_function(name, |b| b.iter(|| run(black_box(&input))));
+        }
+        group.finish();
+    }
 }
 
 fn config() -> Criterion {

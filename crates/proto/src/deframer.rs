@@ -278,9 +278,11 @@ impl<const N: usize> Deframer<N> {
     /// frames inside the chunk are delivered straight from it, without copying.
     pub fn feed(&mut self, mut chunk: &[u8], mut on_event: impl FnMut(Event<'_>)) {
         self.apply_pending();
-        // Complete a frame already started in the buffer.
+        // Complete a frame already started in the buffer, taking only the bytes it still needs
+        // so that whole frames after it are parsed in place.
         while self.len > 0 && !chunk.is_empty() {
-            let taken = self.push(chunk);
+            let wanted = self.still_needed().min(chunk.len());
+            let taken = self.push(&chunk[..wanted]);
             chunk = &chunk[taken..];
             while let Some(event) = self.next_event() {
                 on_event(event);
@@ -290,6 +292,15 @@ impl<const N: usize> Deframer<N> {
         if self.len == 0 {
             self.feed_direct(chunk, &mut on_event);
         }
+    }
+
+    /// Bytes the buffered candidate needs to be complete (or to show its LENGTH), at least 1.
+    fn still_needed(&self) -> usize {
+        let wanted = match announced_len(&self.buffer[..self.len]) {
+            Ok(total) => total.saturating_sub(self.len),
+            Err(_) => 4usize.saturating_sub(self.len),
+        };
+        wanted.max(1)
     }
 
     /// With an empty buffer: scans `chunk` in place and buffers only a trailing partial frame.

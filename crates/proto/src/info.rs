@@ -16,7 +16,18 @@
 
 use core::fmt;
 
-use crate::ident::{Identifier, LEN_BY_BYTE};
+use crate::ident::{
+    Identifier, DESCRIPTORS, FULL_LAYOUT, FULL_LAYOUT_FIELDS, FULL_LAYOUT_LEN, LEN_BY_BYTE,
+};
+
+/// Position of 0x8A in the full layout.
+const CELL_COUNT_FIELD: usize = {
+    let mut i = 0;
+    while FULL_LAYOUT[i].0 != Identifier::CellCount.code() {
+        i += 1;
+    }
+    i
+};
 use crate::value::{CurrentEncoding, Value};
 
 /// Why an info field is malformed. Offsets are from the start of the frame.
@@ -137,7 +148,7 @@ pub struct Field<'a> {
 }
 
 /// One step of the walk: the identifier at `pos` and where its value ends.
-#[inline]
+#[inline(always)]
 fn step(info: &[u8], pos: usize, base: usize) -> Result<(Identifier, usize), InfoError> {
     let code = info[pos];
     let offset = base + pos;
@@ -178,7 +189,123 @@ pub struct Info<'a> {
 
 impl<'a> Info<'a> {
     /// Checks the structure of `bytes`, an info field that starts `base` bytes into its frame.
+    #[inline]
     pub fn parse(bytes: &'a [u8], base: usize) -> Result<Info<'a>, InfoError> {
+        if let Some(info) = Info::parse_full_layout(bytes, base) {
+            return Ok(info);
+        }
+        // The general path checks everything the checking walk does, in fewer steps; on any
+        // fault it hands over to that walk, which names the fault and its offset.
+        let n = bytes.len();
+        let mut pos = 0;
+        let mut previous = 0u8;
+        let mut listed_cells = None;
+        // 0x79 is the lowest identifier, so in an ascending field it can only come first; it is
+        // also the only length-prefixed one, so the loop below deals with fixed lengths only.
+        if bytes.first() == Some(&Identifier::CellVoltages.code()) {
+            let len = usize::from(bytes.get(1).copied().unwrap_or(1));
+            if len % 3 != 0 || 2 + len > n {
+                return Err(Info::error(bytes, base));
+            }
+            listed_cells = Some(len / 3);
+            pos = 2 + len;
+            previous = Identifier::CellVoltages.code();
+        }
+        let mut fields = usize::from(pos > 0);
+        let mut cell_count_at = usize::MAX;
+        let mut last = 0;
+        while pos < n {
+            let code = bytes[pos];
+            let len = usize::from(LEN_BY_BYTE[usize::from(code)]);
+            let end = pos + 1 + len;
+            // Unknown (length 0), a second length-prefixed field (0xFF), a step back, a repeat
+            // or a value past the end.
+            if len.wrapping_sub(1) >= 0xFE || code <= previous || end > n {
+                return Err(Info::error(bytes, base));
+            }
+            cell_count_at = if code == Identifier::CellCount.code() {
+                pos
+            } else {
+                cell_count_at
+            };
+            previous = code;
+            last = pos;
+            fields += 1;
+            pos = end;
+        }
+        if let (Some(listed), Some(at)) = (
+            listed_cells,
+            Some(cell_count_at).filter(|&at| at != usize::MAX),
+        ) {
+            let count = bytes
+                .get(at + 1..at + 3)
+                .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]));
+            if usize::from(count) != listed {
+                return Err(Info::error(bytes, base));
+            }
+        }
+        // 0xC0 is the highest identifier: only the last field can be it.
+        let protocol_version = if previous == Identifier::ProtocolVersion.code() {
+            bytes.get(last + 1).copied()
+        } else {
+            None
+        };
+        Ok(Info {
+            bytes,
+            base,
+            protocol_version,
+            fields,
+        })
+    }
+
+    /// The common case: a full read-all reply (0x79, then every readable identifier up to
+    /// 0xC0 in order). Its layout after the cell list is fixed, so checking it is comparing the
+    /// identifier bytes at their known offsets, and the cell count at its own. `None` when the
+    /// field is laid out otherwise (the general walk then decides).
+    #[inline]
+    fn parse_full_layout(bytes: &'a [u8], base: usize) -> Option<Info<'a>> {
+        let [0x79, cell_bytes, ..] = *bytes else {
+            return None;
+        };
+        let cell_bytes = usize::from(cell_bytes);
+        let rest: &[u8; FULL_LAYOUT_LEN] = bytes.get(2 + cell_bytes..)?.try_into().ok()?;
+        if cell_bytes % 3 != 0 {
+            return None;
+        }
+        // Compare every identifier byte without early exit: the loop stays branch-free.
+        let mismatch = FULL_LAYOUT.iter().fold(0u8, |acc, &(id, offset)| {
+            acc | (rest[usize::from(offset)] ^ id)
+        });
+        if mismatch != 0 {
+            return None;
+        }
+        let cell_count_at = usize::from(FULL_LAYOUT[CELL_COUNT_FIELD].1) + 1;
+        let count = u16::from_be_bytes([rest[cell_count_at], rest[cell_count_at + 1]]);
+        if usize::from(count) != cell_bytes / 3 {
+            return None;
+        }
+        Some(Info {
+            bytes,
+            base,
+            protocol_version: Some(rest[FULL_LAYOUT_LEN - 1]),
+            fields: 1 + FULL_LAYOUT_FIELDS,
+        })
+    }
+
+    /// The error of a malformed field, found by the full checking walk (cold path).
+    #[cold]
+    #[inline(never)]
+    fn error(bytes: &'a [u8], base: usize) -> InfoError {
+        match Info::parse_checked(bytes, base) {
+            Err(error) => error,
+            Ok(_) => InfoError::UnknownIdentifier {
+                id: 0,
+                offset: base,
+            },
+        }
+    }
+
+    fn parse_checked(bytes: &'a [u8], base: usize) -> Result<Info<'a>, InfoError> {
         let mut pos = 0;
         let mut previous: Option<Identifier> = None;
         let mut listed_cells: Option<usize> = None;
@@ -241,11 +368,13 @@ impl<'a> Info<'a> {
     }
 
     /// How this frame encodes 0x84.
+    #[inline]
     pub fn current_encoding(&self) -> CurrentEncoding {
         CurrentEncoding::for_protocol_version(self.protocol_version)
     }
 
     /// The pairs in wire order.
+    #[inline]
     pub fn fields(&self) -> Fields<'a> {
         Fields {
             bytes: self.bytes,
@@ -255,14 +384,13 @@ impl<'a> Info<'a> {
     }
 
     /// The decoded values in wire order.
-    pub fn values(&self) -> impl Iterator<Item = (Identifier, Value<'a>)> + 'a {
-        let current = self.current_encoding();
-        self.fields().map(move |field| {
-            (
-                field.id,
-                Value::decode_trusted(field.id, field.bytes, current),
-            )
-        })
+    #[inline]
+    pub fn values(&self) -> Values<'a> {
+        Values {
+            bytes: self.bytes,
+            pos: 0,
+            current: self.current_encoding(),
+        }
     }
 
     /// The value of one identifier, if present.
@@ -285,20 +413,54 @@ pub struct Fields<'a> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Field<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<Field<'a>> {
-        if self.pos >= self.bytes.len() {
-            return None;
-        }
-        // The structure was checked by `Info::parse`; an error here cannot happen, and ends
-        // the iteration rather than panicking.
-        let (id, end) = step(self.bytes, self.pos, self.base).ok()?;
+        let (id, start, end) = walk(self.bytes, self.pos)?;
         let field = Field {
             id,
             offset: self.base + self.pos,
-            bytes: self.bytes.get(self.pos + 1..end)?,
+            bytes: self.bytes.get(start..end)?,
         };
         self.pos = end;
         Some(field)
+    }
+}
+
+/// One step of the walk over a checked field: the identifier at `pos` and its value's range.
+/// `None` at the end (the structure was checked by `Info::parse`; a fault also ends the walk
+/// rather than panicking).
+#[inline(always)]
+fn walk(bytes: &[u8], pos: usize) -> Option<(Identifier, usize, usize)> {
+    let code = *bytes.get(pos)?;
+    let descriptor = &DESCRIPTORS[usize::from(code)];
+    let start = pos + 1;
+    let len = match descriptor.len {
+        0xFF => 1 + usize::from(*bytes.get(start)?),
+        fixed => usize::from(fixed),
+    };
+    Some((descriptor.id?, start, start + len))
+}
+
+/// Iterator over the decoded values of a checked [`Info`], in wire order.
+#[derive(Clone, Debug)]
+pub struct Values<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    current: CurrentEncoding,
+}
+
+impl<'a> Iterator for Values<'a> {
+    type Item = (Identifier, Value<'a>);
+
+    #[inline]
+    fn next(&mut self) -> Option<(Identifier, Value<'a>)> {
+        let (id, start, end) = walk(self.bytes, self.pos)?;
+        let bytes = self.bytes.get(start..end)?;
+        self.pos = end;
+        Some((
+            id,
+            Value::decode_described(&DESCRIPTORS[id as usize], bytes, self.current),
+        ))
     }
 }
 
@@ -368,6 +530,32 @@ mod tests {
         );
         full[10] = 0x02;
         assert_eq!(Info::parse(&full, 11).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_full_layout_fast_path_agrees_with_the_checking_walk_on_every_single_byte_change() {
+        let frame = crate::vectors_for_tests::a03();
+        let info = &frame[11..frame.len() - 9];
+        assert!(
+            Info::parse_full_layout(info, 11).is_some(),
+            "A03 is a full read-all reply"
+        );
+        let mut mutated = info.to_vec();
+        for at in 0..info.len() {
+            for value in [0x00, 0x79, 0x8A, 0x8B, 0xC0, 0xFF, info[at].wrapping_add(1)] {
+                mutated[at] = value;
+                let checked = Info::parse_checked(&mutated, 11);
+                if let Some(fast) = Info::parse_full_layout(&mutated, 11) {
+                    assert_eq!(Ok(fast), checked, "offset {at} = {value:#04X}");
+                }
+                assert_eq!(
+                    Info::parse(&mutated, 11),
+                    checked,
+                    "offset {at} = {value:#04X}"
+                );
+                mutated[at] = info[at];
+            }
+        }
     }
 
     #[test]

@@ -49,10 +49,29 @@ pub mod vectors;
 pub use deframer::{DeframeError, Deframer, Event, Stats};
 pub use frame::{Command, Frame, FrameError, Header, RecordNumber, Source, TerminalId, Transport};
 pub use ident::{Access, Identifier, IdentifierInfo, Unit, TABLE};
-pub use info::{Field, Info, InfoError};
+pub use info::{Field, Info, InfoError, Values};
 pub use message::{Body, Error, Message, Request, RequestError, WriteValue};
 pub use units::{Celsius, Milliamps, Millivolts};
 pub use value::{
     BatteryType, CellVoltages, Current, CurrentEncoding, FixedText, Number, Status, Temperature,
     Value, ValueError, Warnings,
 };
+
+/// Vector A03 for the crate's own unit tests (which do not enable `test-vectors`).
+#[cfg(test)]
+mod vectors_for_tests {
+    pub fn a03() -> std::vec::Vec<u8> {
+        let file = include_str!("../tests/data/nw-frames.txt");
+        let block = file.split("=== A03").nth(1).unwrap_or_default();
+        let hex = block
+            .split("hex:")
+            .nth(1)
+            .unwrap_or_default()
+            .split("decoded:")
+            .next()
+            .unwrap_or_default();
+        hex.split_whitespace()
+            .filter_map(|b| u8::from_str_radix(b, 16).ok())
+            .collect()
+    }
+}

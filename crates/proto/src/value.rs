@@ -2,15 +2,17 @@
 //! parsing engineering-unit text ("3.65", "3650mV", "on", "lfp") for writes.
 //!
 //! Decoding never fails on a value's content: odd values (a temperature raw of 200, an unknown
-//! battery type) keep their raw bytes and report `None` where no engineering value exists. Only
-//! encoding validates ranges, so a read-modify-write of a device's odd value is a visible error,
-//! not a silent change.
+//! battery type) keep their raw value and report `None` where no engineering value exists.
+//! Switches are the exception: any non-zero byte reads as "on", as devices treat it, so a
+//! switch byte of 2 re-encodes as 1; [`Value::check_wire`] sees the raw byte. Only encoding
+//! validates ranges, so a read-modify-write of a device's odd value is a visible error, not a
+//! silent change.
 
 use core::fmt;
 
 use bitflags::bitflags;
 
-use crate::ident::{Encoding, Identifier, IdentifierInfo, Unit};
+use crate::ident::{Descriptor, Encoding, Identifier, IdentifierInfo, Unit, DESCRIPTORS};
 use crate::units::{Celsius, Milliamps, Millivolts};
 
 /// The longest fixed-width value (0xBA manufacturer id).
@@ -185,6 +187,7 @@ pub struct Number {
 }
 
 impl Number {
+    #[inline]
     fn new(raw: i64, info: &IdentifierInfo) -> Number {
         Number {
             raw,
@@ -245,6 +248,7 @@ impl<'a> CellVoltages<'a> {
     }
 
     /// The cells in wire order.
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = CellVoltage> + 'a {
         self.groups.chunks_exact(3).map(|group| CellVoltage {
             number: group[0],
@@ -297,6 +301,7 @@ pub struct Temperature {
 
 impl Temperature {
     /// The temperature, or `None` for a raw value above 140.
+    #[inline]
     pub fn celsius(self) -> Option<Celsius> {
         match self.raw {
             0..=100 => Some(Celsius(self.raw as i16)),
@@ -332,6 +337,7 @@ pub enum CurrentEncoding {
 
 impl CurrentEncoding {
     /// The encoding for a frame's 0xC0 value (`None` when the frame has no 0xC0).
+    #[inline]
     pub fn for_protocol_version(version: Option<u8>) -> CurrentEncoding {
         match version {
             None | Some(0x00) => CurrentEncoding::Offset10000,
@@ -352,6 +358,7 @@ pub struct Current {
 
 impl Current {
     /// The current (positive = charging), or `None` under an unknown protocol version.
+    #[inline]
     pub fn milliamps(self) -> Option<Milliamps> {
         match self.encoding {
             CurrentEncoding::SignMagnitude => {
@@ -403,6 +410,7 @@ pub enum BatteryType {
 
 impl BatteryType {
     /// From the wire byte.
+    #[inline]
     pub fn from_code(code: u8) -> BatteryType {
         match code {
             0 => BatteryType::Lfp,
@@ -413,6 +421,7 @@ impl BatteryType {
     }
 
     /// The wire byte.
+    #[inline]
     pub fn code(self) -> u8 {
         match self {
             BatteryType::Lfp => 0,
@@ -508,11 +517,13 @@ impl<'a> FixedText<'a> {
     }
 
     /// The bytes as on the wire, padding included.
+    #[inline]
     pub fn raw(&self) -> &'a [u8] {
         self.raw
     }
 
     /// The bytes without trailing NULs and spaces.
+    #[inline]
     pub fn trimmed(&self) -> &'a [u8] {
         let end = self
             .raw
@@ -571,8 +582,14 @@ pub enum Value<'a> {
     Text(FixedText<'a>),
 }
 
+#[inline]
 fn unsigned_be(bytes: &[u8]) -> i64 {
-    bytes.iter().fold(0i64, |acc, &b| (acc << 8) | i64::from(b))
+    match *bytes {
+        [a] => i64::from(a),
+        [a, b] => i64::from(u16::from_be_bytes([a, b])),
+        [a, b, c, d] => i64::from(u32::from_be_bytes([a, b, c, d])),
+        _ => bytes.iter().fold(0i64, |acc, &b| (acc << 8) | i64::from(b)),
+    }
 }
 
 impl<'a> Value<'a> {
@@ -607,16 +624,34 @@ impl<'a> Value<'a> {
 
     /// Decodes value bytes whose length was already checked against the table (by
     /// [`Value::decode`] or [`Info::parse`](crate::Info::parse)).
+    #[inline]
     pub(crate) fn decode_trusted(
         id: Identifier,
         bytes: &'a [u8],
         current: CurrentEncoding,
     ) -> Value<'a> {
-        let info = id.info();
-        let word = || u16::from_be_bytes([bytes[0], bytes[1]]);
-        match info.encoding {
+        Value::decode_described(&DESCRIPTORS[id as usize], bytes, current)
+    }
+
+    /// Decodes value bytes of the identifier `descriptor` describes; their length was checked.
+    #[inline]
+    pub(crate) fn decode_described(
+        descriptor: &Descriptor,
+        bytes: &'a [u8],
+        current: CurrentEncoding,
+    ) -> Value<'a> {
+        let word = || match *bytes {
+            [hi, lo, ..] => u16::from_be_bytes([hi, lo]),
+            _ => 0,
+        };
+        let number = |raw| Number {
+            raw,
+            unit: descriptor.unit,
+            decimals: descriptor.decimals,
+        };
+        match descriptor.encoding {
             Encoding::CellVoltages => {
-                let groups = &bytes[1..];
+                let groups = bytes.get(1..).unwrap_or(&[]);
                 Value::CellVoltages(CellVoltages {
                     groups: &groups[..groups.len() / 3 * 3],
                 })
@@ -626,10 +661,12 @@ impl<'a> Value<'a> {
                 raw: word(),
                 encoding: current,
             }),
-            Encoding::Unsigned => Value::Number(Number::new(unsigned_be(bytes), info)),
-            Encoding::Signed => Value::Number(Number::new(i64::from(word() as i16), info)),
-            Encoding::Switch => Value::Switch(bytes[0] != 0),
-            Encoding::BatteryType => Value::BatteryType(BatteryType::from_code(bytes[0])),
+            Encoding::Unsigned => Value::Number(number(unsigned_be(bytes))),
+            Encoding::Signed => Value::Number(number(i64::from(word() as i16))),
+            Encoding::Switch => Value::Switch(bytes.first().is_some_and(|&b| b != 0)),
+            Encoding::BatteryType => {
+                Value::BatteryType(BatteryType::from_code(bytes.first().copied().unwrap_or(0)))
+            }
             Encoding::Warnings => Value::Warnings(Warnings::from_bits_retain(word())),
             Encoding::Status => Value::Status(Status::from_bits_retain(word())),
             Encoding::Text => Value::Text(FixedText { raw: bytes }),
