@@ -16,7 +16,10 @@
 //! - [`value`]: typed [`Value`]s in engineering units, encoding with range validation;
 //! - [`info`]: the identifier + value walk of an info field with structure checks;
 //! - [`message`]: what a frame means ([`Message`], [`Request`], [`Body`]);
-//! - [`units`]: unit newtypes.
+//! - [`units`]: unit newtypes;
+//! - [`can`]: the battery <-> inverter CAN frames (Pylontech / SMA / Victron family), inverter
+//!   profiles and their safe states;
+//! - [`slcan`]: the SLCAN (Lawicel) text protocol of USB-CAN adapters, with a streaming decoder.
 //!
 //! ```
 //! use bmslink_proto::{Body, Identifier, Message, Value};
@@ -36,11 +39,13 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![warn(missing_docs)]
 
+pub mod can;
 pub mod deframer;
 pub mod frame;
 pub mod ident;
 pub mod info;
 pub mod message;
+pub mod slcan;
 pub mod units;
 pub mod value;
 #[cfg(feature = "test-vectors")]
