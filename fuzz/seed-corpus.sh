@@ -59,6 +59,28 @@ stream += vectors[0][1][:7]  # a partial frame at the end stays buffered
 for c in controls:
     (corpus / "deframer" / f"stream-c{c:02X}").write_bytes(bytes([c]) + bytes(stream))
 
+# SLCAN adapter output for the `can` target: the real US5000 0x351 from inverter-can.md, a
+# Pylon 0x359 and 0x35C, an SMA 0x305, acks, an extended frame, a BEL, version and status lines.
+(corpus / "can").mkdir(parents=True, exist_ok=True)
+slcan_lines = [
+    b"t35181402C012C012C201\r",
+    b"t3598020000000000504E00\r",
+    b"t35C2C000\r",
+    b"t3558320064002C19\r",
+    b"t3058F401F6FF0E01E803\r",
+    b"t30580000000000000000\r",
+    b"z\r",
+    b"T1234567880102030405060708\r",
+    b"\x07",
+    b"V1013\r",
+    b"F00\r",
+]
+session = b"".join(slcan_lines)
+for c in controls:
+    (corpus / "can" / f"session-c{c:02X}").write_bytes(bytes([c]) + session)
+for i, line in enumerate(slcan_lines):
+    (corpus / "can" / f"line-{i:02}").write_bytes(bytes([0x07]) + line)
+
 print(f"{len(vectors)} vectors -> {corpus}/frame ({len(vectors)} files), "
       f"{corpus}/deframer ({len(vectors) * len(controls) + len(controls)} files, "
       f"stream of {len(stream)} bytes)")
