@@ -7,6 +7,8 @@
 //! - [`session`]: the controller side of an NW link (platform, gateway, bench tool): request and
 //!   reply matching, timeouts and retries, activation of a dormant BMS, pair-code writes with
 //!   read-back, link state with reasons.
+//! - [`failsafe`]: the gateway's safe state when data goes stale, links go silent or a
+//!   protection acts, with hold-time recovery and the dry-contact decision.
 //! - [`limits`]: charge and discharge current and voltage limits of a pack, derated and ramped.
 //! - [`protection`]: every protection the settings describe, with delays, hysteresis,
 //!   over-current hold and latch; warning bits and the live MOSFET decision.
@@ -30,6 +32,7 @@ extern crate alloc;
 
 pub mod balancing;
 pub mod chemistry;
+pub mod failsafe;
 pub mod limits;
 pub mod protection;
 pub mod rack;
