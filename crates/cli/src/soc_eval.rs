@@ -411,7 +411,7 @@ impl Trace {
     fn open(path: Option<&Path>) -> Result<Trace> {
         Ok(Trace {
             out: path.map(|p| {
-                let header = "t_s,soc_true,soc,soc_std,ocv_v,voltage_soc,voltage_soc_std,hysteresis,capacity_ah,resistance_scale\n";
+                let header = "t_s,soc_true,soc,soc_std,ocv_v,voltage_soc,voltage_soc_std,hysteresis,capacity_ah,r0_factor,r1_factor,r2_factor,thermal_exponent,current_offset_c\n";
                 (p.to_path_buf(), header.to_owned())
             }),
         })
@@ -422,7 +422,7 @@ impl Trace {
             let truth = row.soc_true.map_or(String::new(), |s| format!("{s:.5}"));
             let _ = writeln!(
                 text,
-                "{},{truth},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3},{:.4},{:.3}",
+                "{},{truth},{:.5},{:.5},{:.5},{:.5},{:.5},{:.3},{:.4},{:.3},{:.3},{:.3},{:.3},{:.5}",
                 row.t_s,
                 e.soc,
                 e.soc_std,
@@ -431,7 +431,11 @@ impl Trace {
                 e.voltage_soc_std,
                 e.hysteresis,
                 e.capacity_ah,
-                e.resistance_scale
+                e.resistance_factors[0],
+                e.resistance_factors[1],
+                e.resistance_factors[2],
+                e.thermal_exponent,
+                e.current_offset_c
             );
         }
     }
@@ -492,7 +496,9 @@ fn report_json(args: &SocEvalArgs, rows: &[Row], setup: &Setup, outcome: &Outcom
             "equivalent_full_cycles": estimate.equivalent_full_cycles,
             "anchors": estimate.anchors,
             "full_charges": estimate.full_charges,
-            "capacity_updates": estimate.capacity_updates,
+            "current_offset_c": estimate.current_offset_c,
+            "resistance_factors": estimate.resistance_factors,
+            "thermal_exponent": estimate.thermal_exponent,
         },
     })
     .to_string()
@@ -518,7 +524,7 @@ fn report_text(args: &SocEvalArgs, rows: &[Row], setup: &Setup, outcome: &Outcom
     let e = &outcome.estimate;
     let _ = writeln!(
         out,
-        "  final           SOC {:.1} % (+-{:.1}), SOH {:.1} % ({:.3} Ah), {:.2} equivalent full cycles, {} anchors ({} full charges), {} capacity updates",
+        "  final           SOC {:.1} % (+-{:.1}), SOH {:.1} % ({:.3} Ah), {:.2} equivalent full cycles, {} anchors ({} full charges), current offset {:+.3} % C",
         e.soc * 100.0,
         e.soc_std * 100.0,
         e.soh * 100.0,
@@ -526,7 +532,7 @@ fn report_text(args: &SocEvalArgs, rows: &[Row], setup: &Setup, outcome: &Outcom
         e.equivalent_full_cycles,
         e.anchors,
         e.full_charges,
-        e.capacity_updates
+        e.current_offset_c * 100.0
     );
     out
 }

@@ -3,33 +3,43 @@
 //!
 //! # How it works
 //!
-//! - **Coulomb counting is the backbone.** SOC moves by the charge counted over the learned
-//!   capacity (charging scaled by the coulombic efficiency). Its uncertainty grows with the
-//!   charge moved (current gain and capacity errors) and with time (current offset).
-//! - **A cell model turns the terminal voltage into an OCV estimate**: series resistance and two
-//!   RC pairs from [`Chemistry::cell`], scaled with temperature by
-//!   [`CellParameters::resistance_factor`], plus a one-state hysteresis for LFP (see `model`).
-//! - **The voltage correction is weighted by the OCV slope.** The OCV estimate is inverted
-//!   through the OCV table, and so is the band of OCVs its error allows; the width of the SOC
-//!   band is the uncertainty of that voltage reading. Where the OCV is steep (NMC, the LFP
-//!   knees) the band is narrow and the reading pulls the SOC hard; on the LFP plateau it is
-//!   tens of percent wide and the correction switches itself off. The two are fused by a
-//!   scalar Kalman update, de-weighted for the correlation of model errors between samples and
-//!   with the innovation clipped at three standard deviations. The voltage's error grows with
-//!   the current, the RC voltages, the unknown hysteresis branch and the current sustained over
-//!   the last ten minutes (the slow polarisation the RC pairs miss). On LFP, readings wider
-//!   than [`SocConfig::max_reading_soc_std`] are ignored outright.
-//! - **Anchors**: at the end of a full charge (charging at the charge voltage with a current
-//!   below the tail current) the SOC is reset to what the OCV table says at that voltage (100 %
-//!   at the table's top) and the hysteresis to the charge branch;
-//!   when the cell is quiet and the voltage pins the SOC within [`SocConfig::anchor_soc_std`]
-//!   (a knee, or anywhere on NMC) the voltage SOC is an anchor.
-//! - **Capacity learning** between two anchors at least [`SocConfig::min_learning_span`] apart
-//!   (see `anchor`); **SOH** is learned capacity over nominal capacity.
-//! - **Cycle counting**: equivalent full cycles = charge throughput / (2 x nominal capacity).
+//! One extended Kalman filter (`filter`) estimates, together, the SOC and what the SOC
+//! depends on:
 //!
-//! The current sensor's offset is not estimated; it is covered by the uncertainty that grows
-//! with time.
+//! | state | what | learned from |
+//! |---|---|---|
+//! | SOC | state of charge | coulomb counting, corrected by the voltage |
+//! | charge scale `g` | capacity and current-gain error: `delta soc = (1 + g) * counted` | the SOC corrections, through their correlation with the charge counted since |
+//! | current offset | sensor offset, in C | the same, through time |
+//! | resistance factors `k0..k2` | series resistance and two RC pairs over the chemistry's table values | the voltage: current steps, loads, relaxations |
+//! | thermal exponent `e` | the resistances scale with the Arrhenius factor to the power `e` | temperature changes |
+//!
+//! - **Prediction.** Coulomb counting with the learned scale and offset moves the SOC, and
+//!   the correlation between the SOC and the scale grows with the charge moved: a later
+//!   correction of the SOC is then partly a correction of the capacity (capacity learning
+//!   needs no separate pair of anchors).
+//! - **The cell model** (`model`): `v = ocv(soc) + hysteresis + f(T)^e * (k0 r0 i + k1 r1 x1 +
+//!   k2 r2 x2)`, R0 + 2RC from [`Chemistry::cell`](crate::chemistry::Chemistry::cell) with learned factors, and a one-state
+//!   hysteresis for LFP. The OCV curve (`curve`) is a monotone cubic through the table, which
+//!   cuts fewer corners at the knees than straight lines.
+//! - **The voltage update.** Every sample's terminal voltage updates all states at once. The
+//!   OCV is linearised statistically over the SOC's uncertainty (robust at the knees); the
+//!   voltage's error has a white part (noise, table interpolation, unknown hysteresis branch)
+//!   and a slowly varying part (a fraction of the modelled polarisation, more just after a
+//!   current step) that is de-weighted for its correlation between samples.
+//! - **What may correct the SOC** depends on the chemistry ([`SocConfig`]): on NMC the voltage
+//!   under load does; on LFP, whose plateau, hysteresis and slow relaxation make it
+//!   unreliable, the voltage under load only teaches the resistances, and readings that cannot
+//!   pin the SOC within [`SocConfig::max_reading_soc_std`] are not used for it at all.
+//! - **Rests** (`rest`): with [`SocConfig::rest_extrapolation`] (LFP), a rest is read by
+//!   fitting its relaxation with the two RC time constants and extrapolating the OCV, rather
+//!   than sample by sample; the reading's uncertainty grows with what is still relaxing and
+//!   with the sustained current before the rest.
+//! - **Full charge**: charging at the charge voltage with a current below the tail current is
+//!   a high-weight reading of the SOC that the table gives there; the cell is on the charge
+//!   branch.
+//! - **SOH** is the capacity `(nominal / (1 + g))` over the nominal one; **cycles** are charge
+//!   throughput / (2 x nominal capacity).
 //!
 //! # Sign convention
 //!
@@ -50,136 +60,24 @@
 //! `dt` or a sample with a non-finite value changes nothing but the held current; the SOC
 //! always stays within 0..=1.
 
-mod anchor;
+mod config;
+mod curve;
+mod filter;
 mod metrics;
 mod model;
+mod rest;
 #[cfg(test)]
 mod tests;
 
 use core::time::Duration;
 
-pub use anchor::Anchor;
+pub use config::SocConfig;
 pub use metrics::{SocMetrics, DEFAULT_CONVERGENCE_BAND};
 
-use crate::chemistry::{CellParameters, Chemistry, OcvTable};
-use anchor::CapacityLearner;
-use model::CellModel;
-
-/// Settings of a [`SocEstimator`]. [`SocConfig::new`] gives the defaults for a chemistry.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SocConfig {
-    /// The cell chemistry.
-    pub chemistry: Chemistry,
-    /// OCV against SOC (at 25 degC, mean of the hysteresis branches).
-    pub ocv: OcvTable,
-    /// Equivalent-circuit parameters; `capacity_ah` is the nominal capacity, from which
-    /// capacity learning starts and against which SOH is given.
-    pub cell: CellParameters,
-    /// SOC at the first sample; `None` to take it from the first voltage.
-    pub initial_soc: Option<f32>,
-    /// Standard deviation of `initial_soc` (0.1 = 10 %).
-    pub initial_soc_std: f32,
-    /// Standard deviation of the nominal capacity, relative (0.05 = 5 %).
-    pub capacity_std: f32,
-    /// Standard deviation of the current sensor's gain, relative (0.01 = 1 %).
-    pub current_gain_std: f32,
-    /// Standard deviation of the current sensor's offset, in C (0.002 = 0.2 % of capacity).
-    pub current_offset_std_c: f32,
-    /// Standard deviation of the OCV estimate of a relaxed cell: voltage noise plus OCV-table
-    /// and model error, volts.
-    pub voltage_std_v: f32,
-    /// Relative error of the modelled resistance: the OCV estimate's uncertainty grows by this
-    /// fraction of the DC resistive drop, and of the RC voltages.
-    pub resistance_std: f32,
-    /// Slow polarisation the RC pairs miss after a sustained load, as a fraction of the DC
-    /// resistive drop of the sustained current: the OCV estimate's uncertainty grows by this
-    /// much (large for LFP, whose diffusion relaxation lasts tens of minutes).
-    pub sustained_polarization_std: f32,
-    /// A current step of at least this much (in C) within one sample of at most 2 s updates
-    /// the learned resistance factor.
-    pub resistance_step_c: f32,
-    /// Time over which model errors stay correlated, seconds: a voltage reading counts for
-    /// `dt / correlation_time_s` of an independent one.
-    pub correlation_time_s: f32,
-    /// Hysteresis rate: the state moves `1 - e^-1` of the way to a branch per this inverse of
-    /// SOC moved (25: within ~4 % of SOC). Ignored when `cell.hysteresis_v` is 0.
-    pub hysteresis_rate: f32,
-    /// Charge voltage (per cell) at which, with a current below the tail current, the cell is
-    /// full.
-    pub full_charge_voltage_v: f32,
-    /// Tail current at the end of charge, in C (0.05 = C/20).
-    pub tail_current_c: f32,
-    /// The cell is quiet (its voltage may anchor the SOC) below this current, in C.
-    pub quiet_current_c: f32,
-    /// A voltage reading whose SOC standard deviation is above this is ignored: the correction
-    /// is switched off on a plateau, where a few millivolts of model error are tens of percent.
-    pub max_reading_soc_std: f32,
-    /// A quiet voltage reading whose SOC standard deviation is below this is an anchor.
-    pub anchor_soc_std: f32,
-    /// Capacity is learned from two anchors at least this far apart in SOC.
-    pub min_learning_span: f32,
-}
-
-impl SocConfig {
-    /// Defaults for `chemistry` with a nominal capacity of `capacity_ah` (the chemistry's
-    /// table, equivalent circuit and charge voltage).
-    pub fn new(chemistry: Chemistry, capacity_ah: f32) -> SocConfig {
-        let cell = CellParameters {
-            capacity_ah,
-            ..chemistry.cell()
-        };
-        SocConfig {
-            chemistry,
-            ocv: *chemistry.ocv(),
-            cell,
-            initial_soc: None,
-            initial_soc_std: 0.1,
-            capacity_std: 0.05,
-            current_gain_std: 0.01,
-            current_offset_std_c: 0.002,
-            voltage_std_v: 0.004,
-            resistance_std: 0.2,
-            sustained_polarization_std: sustained_polarization_std(chemistry),
-            resistance_step_c: 0.1,
-            correlation_time_s: 120.0,
-            hysteresis_rate: 25.0,
-            full_charge_voltage_v: full_charge_voltage(chemistry),
-            tail_current_c: 0.05,
-            quiet_current_c: 0.05,
-            max_reading_soc_std: max_reading_soc_std(chemistry),
-            anchor_soc_std: 0.015,
-            min_learning_span: 0.4,
-        }
-    }
-}
-
-/// The lowest usual charge voltage per cell (`battery.md`: charge voltage targets).
-fn full_charge_voltage(chemistry: Chemistry) -> f32 {
-    match chemistry {
-        Chemistry::Lfp => 3.45,
-        Chemistry::Nmc => 4.15,
-        Chemistry::Lto => 2.70,
-    }
-}
-
-/// Default [`SocConfig::sustained_polarization_std`]: fitted to PyBaMM DFN profiles, where
-/// LFP (Prada2013) carries a slow polarisation about as large as its whole DC resistance and
-/// NMC (Chen2020) a small one.
-fn sustained_polarization_std(chemistry: Chemistry) -> f32 {
-    match chemistry {
-        Chemistry::Lfp => 1.0,
-        Chemistry::Nmc | Chemistry::Lto => 0.3,
-    }
-}
-
-/// Default [`SocConfig::max_reading_soc_std`]: LFP's plateau readings are switched off; the
-/// sloped chemistries keep every reading, weighted.
-fn max_reading_soc_std(chemistry: Chemistry) -> f32 {
-    match chemistry {
-        Chemistry::Lfp => 0.04,
-        Chemistry::Nmc | Chemistry::Lto => 1.0,
-    }
-}
+use curve::{OcvCurve, SocReading};
+use filter::{Filter, Vector, STATES};
+use model::{CellModel, ELEMENTS};
+use rest::RestFit;
 
 /// What the estimator knows after a sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -188,7 +86,7 @@ pub struct SocEstimate {
     pub soc: f32,
     /// Standard deviation of `soc`.
     pub soc_std: f32,
-    /// Learned capacity, amp-hours.
+    /// Learned capacity, amp-hours (it absorbs the current sensor's gain error too).
     pub capacity_ah: f32,
     /// State of health: learned capacity / nominal capacity.
     pub soh: f32,
@@ -196,114 +94,123 @@ pub struct SocEstimate {
     pub equivalent_full_cycles: f32,
     /// Hysteresis state, -1 (discharge branch) to +1 (charge branch).
     pub hysteresis: f32,
-    /// Number of anchors seen (full charges included).
+    /// Number of anchors seen: quiet moments when the voltage pinned the SOC within
+    /// [`SocConfig::anchor_soc_std`], and full charges.
     pub anchors: u32,
     /// Number of full charges detected.
     pub full_charges: u32,
-    /// Number of capacity updates.
-    pub capacity_updates: u32,
+    /// Learned current-sensor offset, in C (positive: the sensor reads too little charge).
+    /// Over a few hours it is barely observable and also takes up other slow drifts of the
+    /// count; read it as a drift term rather than a measurement of the sensor.
+    pub current_offset_c: f32,
     /// The OCV that the last sample's terminal voltage implies, volts.
     pub ocv_v: f32,
     /// The SOC that this OCV alone gives.
     pub voltage_soc: f32,
     /// Standard deviation of `voltage_soc`: small where the OCV is steep, large on a plateau.
     pub voltage_soc_std: f32,
-    /// Learned series-resistance factor (1 = the chemistry's value at this temperature).
-    pub resistance_scale: f32,
-    /// Learned RC-resistance factor (1 = the chemistry's values at this temperature).
-    pub rc_resistance_scale: f32,
+    /// Learned resistance factors (1 = the chemistry's values at this temperature): series
+    /// resistance, then the two RC pairs.
+    pub resistance_factors: [f32; 3],
+    /// Learned exponent of the Arrhenius factor (1 = the chemistry's activation energy).
+    pub thermal_exponent: f32,
 }
-
-/// What one voltage reading says about the SOC.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct VoltageReading {
-    soc: f64,
-    soc_std: f64,
-}
-
-/// A stretch of constant current, from which the RC resistances are learned.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Segment {
-    current_a: f64,
-    elapsed_s: f64,
-    learned: bool,
-    start_voltage_v: f64,
-    start_model_v: f64,
-    start_polarization_v: f64,
-}
-
-/// Shortest constant-current stretch that teaches the RC resistances, seconds.
-const MIN_SEGMENT_S: f64 = 20.0;
-/// The RC resistances are learned from the first this many seconds of a stretch.
-const MAX_SEGMENT_S: f64 = 300.0;
 
 /// One sample, converted once.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Sample {
     current_a: f64,
     voltage_v: f64,
-    resistance_factor: f64,
+    /// The chemistry's Arrhenius factor at the sample's temperature.
+    arrhenius: f64,
 }
 
-/// Band of the voltage error used to turn a voltage into a SOC band: +-2 standard deviations.
-const BAND_SIGMAS: f64 = 2.0;
+/// Filter state: SOC.
+const SOC: usize = 0;
+/// Filter state: relative error of the counted charge, `g` in `delta soc = (1 + g) * counted`.
+const SCALE: usize = 1;
+/// Filter state: current offset, SOC per hour (C).
+const OFFSET: usize = 2;
+/// Filter states: resistance factors, series resistance first, then the RC pairs.
+const FACTORS: usize = 3;
+/// Filter state: exponent of the Arrhenius factor.
+const EXPONENT: usize = FACTORS + ELEMENTS;
+
 /// Innovations are clipped at this many standard deviations.
 const INNOVATION_CLIP_SIGMAS: f64 = 3.0;
-/// Smallest SOC standard deviation a voltage reading is credited with.
-const MIN_READING_SOC_STD: f64 = 0.01;
-/// Longest sample interval over which a voltage step is taken as purely resistive, seconds.
-const MAX_RESISTANCE_STEP_DT_S: f64 = 2.0;
-/// SOC standard deviation after a full charge.
+/// SOC standard deviation of the full-charge reading, at least.
 const FULL_CHARGE_SOC_STD: f64 = 0.005;
+/// Resistance factors stay within this band.
+const FACTOR_RANGE: (f64, f64) = (0.05, 6.0);
+/// The Arrhenius exponent stays within this band.
+const EXPONENT_RANGE: (f64, f64) = (0.0, 2.0);
+/// Scale and offset stay within this many prior standard deviations.
+const PRIOR_LIMIT_SIGMAS: f64 = 3.0;
+/// Process noise of the SOC per unit of SOC counted (coulombic efficiency and the like).
+const SOC_NOISE_PER_SOC: f64 = 1e-6;
+/// Process noise of the charge scale per second (ageing).
+const SCALE_NOISE_PER_S: f64 = 1e-12;
+/// Process noise of the offset per second, as a fraction of its prior variance per hour.
+const OFFSET_NOISE_PER_HOUR: f64 = 0.01;
+/// Process noise of the resistance factors per second, whatever happens.
+const FACTOR_NOISE_PER_S: f64 = 1e-7;
+/// Process noise of the Arrhenius exponent per second.
+const EXPONENT_NOISE_PER_S: f64 = 1e-12;
+/// A rest reading adds less than this fraction of its information to an earlier one of the
+/// same rest: nothing new, not applied.
+const MIN_REST_GAIN: f64 = 0.05;
 
 /// SOC and SOH estimator for one cell (or a series string of matched cells, fed the average
 /// cell voltage). See the module documentation for the method and the calling order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SocEstimator {
     config: SocConfig,
+    curve: OcvCurve,
     model: CellModel,
-    learner: CapacityLearner,
-    soc: f64,
-    variance: f64,
+    filter: Filter,
     started: bool,
     held_current_a: f64,
-    previous_voltage_v: f64,
-    segment: Option<Segment>,
-    charge_ah: f64,
+    previous_arrhenius: f64,
     throughput_ah: f64,
+    rest: Option<Rest>,
     anchors: u32,
     full_charges: u32,
     at_full: bool,
     in_anchor: bool,
     last_ocv_v: f64,
-    last_reading: VoltageReading,
+    last_reading: SocReading,
+}
+
+/// A rest being read: its relaxation fit, and what of it the filter has already been given.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Rest {
+    fit: RestFit,
+    applied: Option<SocReading>,
+    applied_at_s: f64,
 }
 
 impl SocEstimator {
     /// A new estimator; it starts at the first [`SocEstimator::update`].
     pub fn new(config: SocConfig) -> SocEstimator {
-        let capacity_ah = f64::from(config.cell.capacity_ah).max(1e-6);
         SocEstimator {
-            model: CellModel::new(config.cell, f64::from(config.hysteresis_rate)),
-            learner: CapacityLearner::new(
-                capacity_ah,
-                f64::from(config.capacity_std),
-                f64::from(config.min_learning_span),
+            curve: OcvCurve::new(&config.ocv),
+            model: CellModel::new(
+                config.cell,
+                f64::from(config.sustained_tau_s),
+                f64::from(config.hysteresis_rate),
             ),
-            soc: f64::from(config.initial_soc.unwrap_or(0.5)).clamp(0.0, 1.0),
-            variance: f64::from(config.initial_soc_std).powi(2),
+            filter: initial_filter(&config),
             started: false,
             held_current_a: 0.0,
-            previous_voltage_v: 0.0,
-            segment: None,
-            charge_ah: 0.0,
+            previous_arrhenius: 1.0,
             throughput_ah: 0.0,
+            rest: None,
             anchors: 0,
             full_charges: 0,
             at_full: false,
             in_anchor: false,
             last_ocv_v: 0.0,
-            last_reading: VoltageReading {
+            last_reading: SocReading {
                 soc: 0.5,
                 soc_std: 1.0,
             },
@@ -321,52 +228,51 @@ impl SocEstimator {
         let sample = Sample {
             current_a: f64::from(current_a),
             voltage_v: f64::from(voltage_v),
-            resistance_factor: f64::from(self.config.cell.resistance_factor(temperature_c)),
+            arrhenius: f64::from(self.config.cell.resistance_factor(temperature_c)),
         };
         if !self.started {
             self.start(&sample);
         } else {
             let dt_s = dt.as_secs_f64();
             if dt_s > 0.0 {
-                self.learn_resistance(dt_s, &sample);
                 self.predict(dt_s, &sample);
                 let reading = self.correct(dt_s, &sample);
-                self.track_segment(dt_s, &sample);
+                self.follow_rest(dt_s, &sample);
                 self.check_anchors(&sample, reading);
             }
         }
         self.held_current_a = sample.current_a;
-        self.previous_voltage_v = sample.voltage_v;
     }
 
     /// State of charge, 0..=1.
     pub fn soc(&self) -> f32 {
-        self.soc as f32
+        self.filter.x[SOC] as f32
     }
 
     /// State of health: learned capacity over nominal capacity.
     pub fn soh(&self) -> f32 {
-        (self.learner.capacity_ah() / f64::from(self.config.cell.capacity_ah)) as f32
+        (1.0 / (1.0 + self.filter.x[SCALE])) as f32
     }
 
     /// Everything the estimator knows, as one value.
     pub fn estimate(&self) -> SocEstimate {
         let nominal = f64::from(self.config.cell.capacity_ah).max(1e-6);
+        let x = &self.filter.x;
         SocEstimate {
-            soc: self.soc as f32,
-            soc_std: libm::sqrt(self.variance) as f32,
-            capacity_ah: self.learner.capacity_ah() as f32,
+            soc: x[SOC] as f32,
+            soc_std: self.filter.std(SOC) as f32,
+            capacity_ah: (nominal * f64::from(self.soh())) as f32,
             soh: self.soh(),
             equivalent_full_cycles: (self.throughput_ah / (2.0 * nominal)) as f32,
             hysteresis: self.model.hysteresis() as f32,
             anchors: self.anchors,
             full_charges: self.full_charges,
-            capacity_updates: self.learner.updates(),
+            current_offset_c: x[OFFSET] as f32,
             ocv_v: self.last_ocv_v as f32,
             voltage_soc: self.last_reading.soc as f32,
             voltage_soc_std: self.last_reading.soc_std as f32,
-            resistance_scale: self.model.resistance_scale() as f32,
-            rc_resistance_scale: self.model.rc_scale() as f32,
+            resistance_factors: core::array::from_fn(|n| x[FACTORS + n] as f32),
+            thermal_exponent: x[EXPONENT] as f32,
         }
     }
 
@@ -379,86 +285,17 @@ impl SocEstimator {
     /// relaxed.
     fn start(&mut self, sample: &Sample) {
         self.started = true;
+        self.previous_arrhenius = sample.arrhenius;
         if self.config.initial_soc.is_some() {
             return;
         }
-        let ocv = self.model.open_circuit_voltage(
-            sample.voltage_v,
-            sample.current_a,
-            sample.resistance_factor,
+        let ocv = sample.voltage_v - self.polarization_v(sample);
+        let std = libm::hypot(
+            self.white_std(self.filter.x[SOC]),
+            self.model_error_std(sample),
         );
-        let reading = self.voltage_reading(ocv, self.voltage_std(sample));
-        self.soc = reading.soc;
-        self.variance = reading.soc_std.powi(2);
-    }
-
-    /// A current step within a short interval measures the series resistance.
-    fn learn_resistance(&mut self, dt_s: f64, sample: &Sample) {
-        let current_step = sample.current_a - self.held_current_a;
-        let threshold =
-            f64::from(self.config.resistance_step_c) * f64::from(self.config.cell.capacity_ah);
-        if dt_s <= MAX_RESISTANCE_STEP_DT_S && current_step.abs() >= threshold {
-            let voltage_step = sample.voltage_v - self.previous_voltage_v;
-            self.model
-                .learn_resistance(voltage_step, current_step, sample.resistance_factor);
-        }
-    }
-
-    /// Follows stretches of constant current; over the first [`MAX_SEGMENT_S`] of one,
-    /// compares how the voltage moved with how the model's RC voltages moved, and learns the
-    /// RC resistance factor. Longer stretches would mix in the OCV error that builds up with
-    /// the capacity error.
-    fn track_segment(&mut self, dt_s: f64, sample: &Sample) {
-        let capacity = f64::from(self.config.cell.capacity_ah);
-        let tolerance = (0.02 * capacity).max(0.05 * sample.current_a.abs());
-        let continuing = self
-            .segment
-            .is_some_and(|s| (sample.current_a - s.current_a).abs() <= tolerance);
-        if continuing {
-            self.continue_segment(dt_s, sample.voltage_v);
-            return;
-        }
-        self.close_segment(self.previous_voltage_v);
-        self.segment = Some(Segment {
-            current_a: sample.current_a,
-            elapsed_s: 0.0,
-            learned: false,
-            start_voltage_v: sample.voltage_v,
-            start_model_v: self.modelled_open_circuit_v(),
-            start_polarization_v: self.model.polarization_v(),
-        });
-    }
-
-    fn continue_segment(&mut self, dt_s: f64, voltage_v: f64) {
-        let Some(segment) = self.segment.as_mut() else {
-            return;
-        };
-        segment.elapsed_s += dt_s;
-        if segment.elapsed_s >= MAX_SEGMENT_S {
-            self.close_segment(voltage_v);
-        }
-    }
-
-    /// Learns from the open segment, once, if it lasted long enough; `voltage_v` is the
-    /// terminal voltage at its end.
-    fn close_segment(&mut self, voltage_v: f64) {
-        let Some(segment) = self.segment.as_mut() else {
-            return;
-        };
-        if segment.learned || segment.elapsed_s < MIN_SEGMENT_S {
-            return;
-        }
-        segment.learned = true;
-        let segment = *segment;
-        let ocv_change = self.modelled_open_circuit_v() - segment.start_model_v;
-        let measured = voltage_v - segment.start_voltage_v - ocv_change;
-        let modelled = self.model.polarization_v() - segment.start_polarization_v;
-        self.model.learn_rc_scale(measured, modelled);
-    }
-
-    /// The model's OCV plus hysteresis offset at the current SOC.
-    fn modelled_open_circuit_v(&self) -> f64 {
-        f64::from(self.config.ocv.voltage(self.soc as f32)) + self.model.hysteresis_offset_v()
+        let reading = self.curve.reading(ocv, std);
+        self.filter.reset(SOC, reading.soc, reading.soc_std);
     }
 
     /// Coulomb counting and the cell model over `dt_s`, with the held current.
@@ -469,133 +306,310 @@ impl SocEstimator {
         } else {
             1.0
         };
-        let charge_ah = current_a * efficiency * dt_s / 3600.0;
-        self.charge_ah += charge_ah;
-        self.throughput_ah += charge_ah.abs();
-        let soc_change = charge_ah / self.learner.capacity_ah();
-        self.soc = (self.soc + soc_change).clamp(0.0, 1.0);
-        self.variance += self.process_variance(soc_change, dt_s);
-        self.model
-            .advance(dt_s, current_a, sample.resistance_factor, soc_change);
+        let counted_ah = current_a * efficiency * dt_s / 3600.0;
+        self.throughput_ah += counted_ah.abs();
+        let counted = counted_ah / f64::from(self.config.cell.capacity_ah).max(1e-6);
+        let hours = dt_s / 3600.0;
+        let x = self.filter.x;
+        let soc_change = (1.0 + x[SCALE]) * counted + x[OFFSET] * hours;
+        let mut coupling = [0.0; STATES];
+        coupling[SCALE] = counted;
+        coupling[OFFSET] = hours;
+        let thermal_change = libm::log(sample.arrhenius / self.previous_arrhenius).abs();
+        self.previous_arrhenius = sample.arrhenius;
+        let noise = self.process_noise(counted, dt_s, thermal_change);
+        self.filter.propagate(SOC, &coupling, &noise);
+        self.filter.x[SOC] = (x[SOC] + soc_change).clamp(0.0, 1.0);
+        self.model.advance(dt_s, current_a, soc_change);
         if current_a < 0.0 {
             self.at_full = false;
         }
     }
 
-    /// How much the SOC variance grows while `soc_change` is counted over `dt_s`: gain and
-    /// capacity errors in proportion to the charge moved, the offset in proportion to time.
-    fn process_variance(&self, soc_change: f64, dt_s: f64) -> f64 {
-        let gain = f64::from(self.config.current_gain_std);
-        let capacity = self.learner.relative_std();
-        let per_soc_moved = gain * gain + capacity * capacity;
-        let offset_per_hour = f64::from(self.config.current_offset_std_c);
-        let per_second = offset_per_hour * offset_per_hour / 3600.0;
-        per_soc_moved * soc_change.abs() + per_second * dt_s
+    /// Process noise over one step: the resistance factors wander with the SOC moved (they
+    /// depend on it), with the temperature, and slowly with time.
+    fn process_noise(&self, counted: f64, dt_s: f64, thermal_change: f64) -> Vector {
+        let drift = f64::from(self.config.resistance_drift);
+        let thermal = f64::from(self.config.thermal_drift);
+        let factor_noise = drift * drift * counted.abs()
+            + thermal * thermal * thermal_change
+            + FACTOR_NOISE_PER_S * dt_s;
+        let offset = f64::from(self.config.current_offset_std_c);
+        let mut noise = [factor_noise; STATES];
+        noise[SOC] = SOC_NOISE_PER_SOC * counted.abs();
+        noise[SCALE] = SCALE_NOISE_PER_S * dt_s;
+        noise[OFFSET] = offset * offset * OFFSET_NOISE_PER_HOUR * dt_s / 3600.0;
+        noise[EXPONENT] = EXPONENT_NOISE_PER_S * dt_s;
+        noise
     }
 
-    /// The voltage correction: a scalar Kalman update of the SOC with the voltage reading.
-    fn correct(&mut self, dt_s: f64, sample: &Sample) -> VoltageReading {
-        let ocv = self.model.open_circuit_voltage(
-            sample.voltage_v,
-            sample.current_a,
-            sample.resistance_factor,
-        );
-        let reading = self.voltage_reading(ocv, self.voltage_std(sample));
-        self.last_ocv_v = ocv;
-        self.last_reading = reading;
-        if reading.soc_std > f64::from(self.config.max_reading_soc_std) {
-            return reading;
-        }
+    /// The voltage update of all states; returns what the voltage said about the SOC before
+    /// the update.
+    fn correct(&mut self, dt_s: f64, sample: &Sample) -> SocReading {
+        let soc = self.filter.x[SOC];
+        let ocv = self.curve.statistics(soc, self.filter.std(SOC));
+        let polarization = self.polarization_v(sample);
+        let hysteresis = self.model.hysteresis_offset_v();
+        let white = self.white_std(soc);
+        let slow = self.model_error_std(sample);
         let correlation = (f64::from(self.config.correlation_time_s) / dt_s).max(1.0);
-        let reading_variance = reading.soc_std.powi(2) * correlation;
-        let total_variance = self.variance + reading_variance;
-        let limit = INNOVATION_CLIP_SIGMAS * libm::sqrt(total_variance);
-        let innovation = (reading.soc - self.soc).clamp(-limit, limit);
-        let gain = self.variance / total_variance;
-        self.soc = (self.soc + gain * innovation).clamp(0.0, 1.0);
-        self.variance *= 1.0 - gain;
-        reading
+        let variance = white * white + slow * slow * correlation + ocv.residual_variance;
+        let ocv_v = sample.voltage_v - polarization - hysteresis;
+        let reading = self.curve.reading(ocv_v, libm::hypot(white, slow));
+        self.last_ocv_v = ocv_v;
+        self.last_reading = reading;
+        let frozen = self.frozen_states(sample, reading);
+        let mut h = [0.0; STATES];
+        h[SOC] = ocv.slope;
+        let regressors = self.regressors(sample);
+        h[FACTORS..EXPONENT].copy_from_slice(&regressors);
+        h[EXPONENT] = polarization * libm::log(sample.arrhenius);
+        let innovation = sample.voltage_v - (ocv.mean_v + hysteresis + polarization);
+        self.filter
+            .update(innovation, &h, variance, INNOVATION_CLIP_SIGMAS, &frozen);
+        self.clamp_states();
+        self.last_ocv_v = sample.voltage_v - self.polarization_v(sample) - hysteresis;
+        self.last_reading = self
+            .curve
+            .reading(self.last_ocv_v, libm::hypot(white, slow));
+        self.last_reading
     }
 
-    /// Standard deviation of the OCV estimate from this sample, volts.
-    fn voltage_std(&self, sample: &Sample) -> f64 {
-        let resistance_std = f64::from(self.config.resistance_std);
-        let drop = sample.current_a.abs() * self.model.dc_resistance_ohm(sample.resistance_factor);
-        let sustained_drop = self.model.sustained_current_a().abs()
-            * self.model.dc_resistance_ohm(sample.resistance_factor);
+    /// The states a voltage sample may not move: the SOC, and with it the scale and offset,
+    /// under load unless [`SocConfig::voltage_under_load`], at rest when rests are read by
+    /// extrapolation, and whenever the reading is too vague to pin the SOC.
+    fn frozen_states(&self, sample: &Sample, reading: SocReading) -> [bool; STATES] {
+        let quiet = self.is_quiet(sample);
+        let freeze = (!quiet && !self.config.voltage_under_load)
+            || (quiet && self.config.rest_extrapolation)
+            || reading.soc_std > f64::from(self.config.max_reading_soc_std);
+        let mut frozen = [false; STATES];
+        for state in [SOC, SCALE, OFFSET] {
+            frozen[state] = freeze;
+        }
+        frozen
+    }
+
+    fn clamp_states(&mut self) {
+        let scale_limit = PRIOR_LIMIT_SIGMAS
+            * libm::hypot(
+                f64::from(self.config.capacity_std),
+                f64::from(self.config.current_gain_std),
+            );
+        let offset_limit = PRIOR_LIMIT_SIGMAS * f64::from(self.config.current_offset_std_c);
+        let x = &mut self.filter.x;
+        x[SOC] = x[SOC].clamp(0.0, 1.0);
+        x[SCALE] = x[SCALE].clamp(-scale_limit, scale_limit);
+        x[OFFSET] = x[OFFSET].clamp(-offset_limit, offset_limit);
+        for factor in &mut x[FACTORS..EXPONENT] {
+            *factor = factor.clamp(FACTOR_RANGE.0, FACTOR_RANGE.1);
+        }
+        x[EXPONENT] = x[EXPONENT].clamp(EXPONENT_RANGE.0, EXPONENT_RANGE.1);
+    }
+
+    /// The model's element voltages at factor 1, at this sample's temperature.
+    fn regressors(&self, sample: &Sample) -> [f64; ELEMENTS] {
+        let thermal = libm::pow(sample.arrhenius, self.filter.x[EXPONENT]);
+        self.model.regressors(sample.current_a, thermal)
+    }
+
+    /// The modelled polarisation (resistive and RC drops) at this sample, volts.
+    fn polarization_v(&self, sample: &Sample) -> f64 {
+        let factors = &self.filter.x[FACTORS..EXPONENT];
+        dot(&self.regressors(sample), factors)
+    }
+
+    /// Whether the current is small enough for the cell to count as resting.
+    fn is_quiet(&self, sample: &Sample) -> bool {
+        let capacity = f64::from(self.config.cell.capacity_ah);
+        sample.current_a.abs() <= f64::from(self.config.quiet_current_c) * capacity
+    }
+
+    /// Standard deviation of the white part of the voltage error at `soc`, volts: noise,
+    /// table interpolation and the unknown hysteresis branch.
+    fn white_std(&self, soc: f64) -> f64 {
+        let table = self
+            .curve
+            .interpolation_error_v(soc, f64::from(self.config.table_error));
         let parts = [
             f64::from(self.config.voltage_std_v),
-            resistance_std * drop,
-            resistance_std * self.model.polarization_v().abs(),
-            f64::from(self.config.sustained_polarization_std) * sustained_drop,
+            table,
             self.model.hysteresis_uncertainty_v(),
         ];
         libm::sqrt(parts.iter().map(|part| part * part).sum())
     }
 
-    /// SOC at `ocv`, and the SOC band that `ocv +- 2 voltage_std` spans, as a standard
-    /// deviation (from the wider side, as the band is lopsided next to a knee): narrow where
-    /// the OCV is steep, wide on a plateau.
-    fn voltage_reading(&self, ocv: f64, voltage_std: f64) -> VoltageReading {
-        let table = &self.config.ocv;
-        let at = |volts: f64| f64::from(table.soc(volts as f32));
-        let low = at(ocv - BAND_SIGMAS * voltage_std);
-        let high = at(ocv + BAND_SIGMAS * voltage_std);
-        let soc = at(ocv);
-        VoltageReading {
-            soc,
-            soc_std: ((high - soc).max(soc - low) / BAND_SIGMAS).max(MIN_READING_SOC_STD),
+    /// Standard deviation of the slowly varying model error, volts: a floor, a fraction of
+    /// the modelled polarisation, and a fraction of the fast RC voltage still settling.
+    fn model_error_std(&self, sample: &Sample) -> f64 {
+        let factors = &self.filter.x[FACTORS..EXPONENT];
+        let thermal = libm::pow(sample.arrhenius, self.filter.x[EXPONENT]);
+        let now = self.model.regressors(sample.current_a, thermal);
+        let steady = self.model.steady_regressors(sample.current_a, thermal);
+        let unsettled = (steady[1] - now[1]).abs() * factors[1];
+        let parts = [
+            f64::from(self.config.model_error_std_v),
+            f64::from(self.config.model_error_fraction) * dot(&now, factors).abs(),
+            f64::from(self.config.transient_error_fraction) * unsettled,
+        ];
+        libm::sqrt(parts.iter().map(|part| part * part).sum())
+    }
+
+    /// Follows a rest when rests are read by extrapolation: fits its relaxation, and gives
+    /// the filter what the fit says about the OCV every [`SocConfig::rest_update_s`] and when
+    /// the rest ends.
+    fn follow_rest(&mut self, dt_s: f64, sample: &Sample) {
+        if !self.config.rest_extrapolation {
+            return;
+        }
+        if !self.is_quiet(sample) {
+            if let Some(rest) = self.rest.take() {
+                self.apply_rest(rest);
+            }
+            return;
+        }
+        let noise = f64::from(self.config.voltage_std_v);
+        let voltage = sample.voltage_v - self.model.hysteresis_offset_v();
+        let mut rest = self.rest.unwrap_or_else(|| self.new_rest());
+        rest.fit
+            .push(if self.rest.is_some() { dt_s } else { 0.0 }, voltage, noise);
+        let elapsed = rest.fit.elapsed_s();
+        if elapsed >= rest.applied_at_s + f64::from(self.config.rest_update_s) {
+            rest.applied_at_s = elapsed;
+            rest = self.apply_rest(rest);
+        }
+        self.rest = Some(rest);
+    }
+
+    fn new_rest(&self) -> Rest {
+        let cell = &self.config.cell;
+        Rest {
+            fit: RestFit::new([f64::from(cell.tau1_s), f64::from(cell.tau2_s)]),
+            applied: None,
+            applied_at_s: 0.0,
         }
     }
 
-    /// Full-charge reset and voltage anchors, with capacity learning.
-    fn check_anchors(&mut self, sample: &Sample, reading: VoltageReading) {
-        let capacity = f64::from(self.config.cell.capacity_ah);
-        if self.is_full(sample, capacity) {
-            self.reach_full(reading.soc);
+    /// Gives the filter what the rest's fit adds to what it already gave; returns the rest
+    /// with its record updated.
+    fn apply_rest(&mut self, mut rest: Rest) -> Rest {
+        if rest.fit.elapsed_s() < f64::from(self.config.rest_min_s) {
+            return rest;
+        }
+        let Some(reading) = self.rest_reading(&rest.fit) else {
+            return rest;
+        };
+        let information = 1.0 / (reading.soc_std * reading.soc_std);
+        let (gained, value) = match rest.applied {
+            None => (information, reading.soc),
+            Some(old) => {
+                let old_information = 1.0 / (old.soc_std * old.soc_std);
+                let gained = information - old_information;
+                if gained <= MIN_REST_GAIN * information {
+                    return rest;
+                }
+                let value = (reading.soc * information - old.soc * old_information) / gained;
+                (gained, value)
+            }
+        };
+        rest.applied = Some(reading);
+        let mut h = [0.0; STATES];
+        h[SOC] = 1.0;
+        let innovation = value.clamp(0.0, 1.0) - self.filter.x[SOC];
+        self.filter.update(
+            innovation,
+            &h,
+            1.0 / gained,
+            INNOVATION_CLIP_SIGMAS,
+            &[false; STATES],
+        );
+        self.clamp_states();
+        rest
+    }
+
+    /// What a rest's fit says about the SOC: the extrapolated OCV, uncertain by the fit's
+    /// noise, a fraction of what is still relaxing, a fraction of the sustained current's DC
+    /// drop, the table and the hysteresis branch.
+    fn rest_reading(&self, fit: &RestFit) -> Option<SocReading> {
+        let relaxation = fit.reading()?;
+        let factors = &self.filter.x[FACTORS..EXPONENT];
+        let sustained = self
+            .model
+            .steady_regressors(self.model.sustained_current_a(), 1.0);
+        let mismatch = f64::from(self.config.model_error_std_v)
+            + f64::from(self.config.rest_relaxing_error) * relaxation.relaxing_v.abs()
+            + f64::from(self.config.rest_sustained_error) * dot(&sustained, factors).abs();
+        let std = libm::hypot(
+            libm::hypot(relaxation.fit_std_v, mismatch),
+            self.white_std(self.filter.x[SOC]),
+        );
+        Some(self.curve.reading(relaxation.ocv_v, std))
+    }
+
+    /// Full-charge reading and anchor counting.
+    fn check_anchors(&mut self, sample: &Sample, reading: SocReading) {
+        if self.is_full(sample) {
+            self.reach_full(reading);
             self.in_anchor = true;
             return;
         }
-        let quiet = sample.current_a.abs() <= f64::from(self.config.quiet_current_c) * capacity;
-        let anchored = quiet && reading.soc_std <= f64::from(self.config.anchor_soc_std);
-        if anchored {
-            self.anchor(reading.soc, reading.soc_std);
+        let anchored =
+            self.is_quiet(sample) && reading.soc_std <= f64::from(self.config.anchor_soc_std);
+        if anchored && !self.in_anchor {
+            self.anchors += 1;
         }
         self.in_anchor = anchored;
     }
 
     /// Charging at the charge voltage with no more than the tail current.
-    fn is_full(&self, sample: &Sample, capacity_ah: f64) -> bool {
-        let tail = f64::from(self.config.tail_current_c) * capacity_ah;
+    fn is_full(&self, sample: &Sample) -> bool {
+        let capacity = f64::from(self.config.cell.capacity_ah);
+        let tail = f64::from(self.config.tail_current_c) * capacity;
         let charging = sample.current_a > 0.0 && sample.current_a <= tail;
         charging && sample.voltage_v >= f64::from(self.config.full_charge_voltage_v)
     }
 
-    /// End of a full charge: the SOC is what the OCV table gives at the voltage reached (100 %
-    /// when the charger stops at the table's top; 95 % for an NMC cell held at 4.15 V), the
-    /// cell is on the charge branch; one anchor per charge.
-    fn reach_full(&mut self, voltage_soc: f64) {
-        self.soc = voltage_soc;
-        self.variance = FULL_CHARGE_SOC_STD * FULL_CHARGE_SOC_STD;
+    /// End of a full charge: the SOC is read (once per charge) from the curve at the voltage
+    /// reached, with the table's uncertainty there (99 % or so when an LFP charger stops near
+    /// the table's top, 95 % for an NMC cell held at 4.15 V); the cell is on the charge branch.
+    fn reach_full(&mut self, reading: SocReading) {
         self.model.set_hysteresis(1.0);
-        if !self.at_full {
-            self.at_full = true;
-            self.full_charges += 1;
-            self.in_anchor = false;
-            self.anchor(voltage_soc, FULL_CHARGE_SOC_STD);
+        if self.at_full {
+            return;
         }
-    }
-
-    /// Records an anchor; consecutive anchored samples count as one anchor.
-    fn anchor(&mut self, soc: f64, soc_std: f64) {
+        self.at_full = true;
+        self.full_charges += 1;
         if !self.in_anchor {
             self.anchors += 1;
         }
-        let anchor = Anchor {
-            soc,
-            soc_std,
-            charge_ah: self.charge_ah,
-        };
-        self.learner.observe(anchor);
+        let std = reading.soc_std.max(FULL_CHARGE_SOC_STD);
+        let mut h = [0.0; STATES];
+        h[SOC] = 1.0;
+        let innovation = reading.soc - self.filter.x[SOC];
+        self.filter
+            .update(innovation, &h, std * std, f64::INFINITY, &[false; STATES]);
+        self.clamp_states();
     }
+}
+
+/// The filter at the start: the configured SOC, no scale or offset, the table's resistances
+/// and the chemistry's activation energy, each with its prior uncertainty.
+fn initial_filter(config: &SocConfig) -> Filter {
+    let mut x = [1.0; STATES];
+    let mut std = [f64::from(config.resistance_std); STATES];
+    x[SOC] = f64::from(config.initial_soc.unwrap_or(0.5)).clamp(0.0, 1.0);
+    std[SOC] = f64::from(config.initial_soc_std);
+    x[SCALE] = 0.0;
+    std[SCALE] = libm::hypot(
+        f64::from(config.capacity_std),
+        f64::from(config.current_gain_std),
+    );
+    x[OFFSET] = 0.0;
+    std[OFFSET] = f64::from(config.current_offset_std_c);
+    std[EXPONENT] = f64::from(config.thermal_exponent_std);
+    Filter::new(x, std)
+}
+
+fn dot(a: &[f64; ELEMENTS], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

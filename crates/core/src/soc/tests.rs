@@ -1,28 +1,61 @@
-//! Unit tests of the estimator on synthetic cells: full-charge anchoring, hysteresis, the
-//! slope weighting of the voltage correction, capacity learning, cycle counting, robustness.
+//! Unit tests of the estimator on synthetic cells: full-charge reading, hysteresis, the slope
+//! weighting of the voltage correction, what LFP's voltage may and may not correct, rest
+//! extrapolation, resistance and capacity learning, cycle counting, robustness.
 
 use core::time::Duration;
 
 use super::*;
+use crate::chemistry::{Chemistry, OcvTable};
 
 const SECOND: Duration = Duration::from_secs(1);
 
-/// A cell with no resistance and no hysteresis: its voltage is the table's OCV.
-struct IdealCell {
+/// A cell whose voltage is the table's OCV (straight lines between the points), plus an
+/// optional series resistance, one RC pair and a hysteresis like the estimator's model.
+struct SyntheticCell {
     table: OcvTable,
     capacity_ah: f64,
     soc: f64,
+    r0_ohm: f64,
+    rc_ohm: f64,
+    rc_tau_s: f64,
+    rc_v: f64,
+    hysteresis_v: f64,
+    hysteresis: f64,
 }
 
-impl IdealCell {
+impl SyntheticCell {
+    fn ideal(chemistry: Chemistry, capacity_ah: f64, soc: f64) -> SyntheticCell {
+        SyntheticCell {
+            table: *chemistry.ocv(),
+            capacity_ah,
+            soc,
+            r0_ohm: 0.0,
+            rc_ohm: 0.0,
+            rc_tau_s: 100.0,
+            rc_v: 0.0,
+            hysteresis_v: 0.0,
+            hysteresis: 0.0,
+        }
+    }
+
     /// One second at `current_a` (positive = charging); returns the voltage after it.
     fn step(&mut self, current_a: f64) -> f32 {
-        self.soc = (self.soc + current_a / 3600.0 / self.capacity_ah).clamp(0.0, 1.0);
-        self.table.voltage(self.soc as f32)
+        let soc_change = current_a / 3600.0 / self.capacity_ah;
+        self.soc = (self.soc + soc_change).clamp(0.0, 1.0);
+        let decay = libm::exp(-1.0 / self.rc_tau_s);
+        self.rc_v = self.rc_ohm * current_a + (self.rc_v - self.rc_ohm * current_a) * decay;
+        if current_a != 0.0 {
+            let branch = current_a.signum();
+            let decay = libm::exp(-25.0 * soc_change.abs());
+            self.hysteresis = branch + (self.hysteresis - branch) * decay;
+        }
+        let ocv = f64::from(self.table.voltage(self.soc as f32));
+        let offset = self.hysteresis_v * self.hysteresis;
+        (ocv + offset + self.rc_v + self.r0_ohm * current_a) as f32
     }
 }
 
-fn run(estimator: &mut SocEstimator, cell: &mut IdealCell, current_a: f64, seconds: u32) {
+fn run(estimator: &mut SocEstimator, cell: &mut SyntheticCell, current_a: f64, seconds: u32) {
     for _ in 0..seconds {
         let voltage = cell.step(current_a);
         estimator.update(SECOND, current_a as f32, voltage, 25.0);
@@ -35,27 +68,31 @@ fn estimator_at(chemistry: Chemistry, capacity_ah: f32, soc: f32) -> SocEstimato
     SocEstimator::new(config)
 }
 
+fn start(estimator: &mut SocEstimator, cell: &mut SyntheticCell) {
+    estimator.update(Duration::ZERO, 0.0, cell.step(0.0), 25.0);
+}
+
 #[test]
-fn full_charge_resets_soc_to_the_charge_voltage_and_the_charge_branch() {
-    // Told 70 %: charging at the tail current at the table's top voltage is 100 %.
+fn full_charge_reads_the_soc_at_the_charge_voltage_and_the_charge_branch() {
+    // Told 70 %: charging at the tail current at the table's top voltage is ~100 %.
     let mut estimator = estimator_at(Chemistry::Lfp, 2.3, 0.7);
     estimator.update(Duration::ZERO, 1.0, 3.40, 25.0);
     assert!(estimator.soc() < 0.75);
     estimator.update(SECOND, 0.1, 3.60, 25.0);
     let estimate = estimator.estimate();
-    assert!(estimate.soc > 0.99, "{estimate:?}");
+    assert!(estimate.soc > 0.98, "{estimate:?}");
     assert_eq!(estimate.full_charges, 1);
     assert_eq!(estimate.hysteresis, 1.0);
-    assert!(estimate.soc_std < 0.01);
+    assert!(estimate.soc_std < 0.015, "{estimate:?}");
     // Staying at full is one full charge, not one per sample.
     estimator.update(SECOND, 0.08, 3.60, 25.0);
     assert_eq!(estimator.estimate().full_charges, 1);
-    // An NMC cell held at 4.15 V is about 95 % full by its OCV table, not 100 %.
+    // An NMC cell held at 4.15 V is about 96 % full by its OCV curve, not 100 %.
     let mut nmc = estimator_at(Chemistry::Nmc, 5.0, 0.7);
     nmc.update(Duration::ZERO, 2.0, 4.10, 25.0);
     nmc.update(SECOND, 0.2, 4.15, 25.0);
     assert_eq!(nmc.estimate().full_charges, 1);
-    assert!((0.94..0.97).contains(&nmc.soc()), "{}", nmc.soc());
+    assert!((0.94..0.975).contains(&nmc.soc()), "{}", nmc.soc());
     // Above the tail current it is not full yet.
     let mut charging = estimator_at(Chemistry::Lfp, 2.3, 0.7);
     charging.update(Duration::ZERO, 1.0, 3.50, 25.0);
@@ -66,12 +103,8 @@ fn full_charge_resets_soc_to_the_charge_voltage_and_the_charge_branch() {
 #[test]
 fn hysteresis_state_follows_the_direction_of_the_current() {
     let mut estimator = estimator_at(Chemistry::Lfp, 2.3, 0.5);
-    let mut cell = IdealCell {
-        table: *Chemistry::Lfp.ocv(),
-        capacity_ah: 2.3,
-        soc: 0.5,
-    };
-    estimator.update(Duration::ZERO, 0.0, cell.step(0.0), 25.0);
+    let mut cell = SyntheticCell::ideal(Chemistry::Lfp, 2.3, 0.5);
+    start(&mut estimator, &mut cell);
     assert_eq!(estimator.estimate().hysteresis, 0.0);
     // 10 % of charge: charge branch.
     run(&mut estimator, &mut cell, 2.3, 360);
@@ -89,22 +122,19 @@ fn hysteresis_state_follows_the_direction_of_the_current() {
 
 #[test]
 fn voltage_corrects_nmc_but_not_the_lfp_plateau() {
-    // Both told 60 % while the cell rests at 50 %.
+    // Both told 60 % while the cell rests at 50 %: NMC's voltage pins the SOC, LFP's plateau
+    // (with the hysteresis branch unknown) only says "somewhere from 30 to 70 %".
     for (chemistry, corrected) in [(Chemistry::Nmc, true), (Chemistry::Lfp, false)] {
         let mut estimator = estimator_at(chemistry, 5.0, 0.6);
-        let mut cell = IdealCell {
-            table: *chemistry.ocv(),
-            capacity_ah: 5.0,
-            soc: 0.5,
-        };
-        estimator.update(Duration::ZERO, 0.0, cell.step(0.0), 25.0);
+        let mut cell = SyntheticCell::ideal(chemistry, 5.0, 0.5);
+        start(&mut estimator, &mut cell);
         run(&mut estimator, &mut cell, 0.0, 1800);
         let error = (estimator.soc() - 0.5).abs();
         if corrected {
             assert!(error < 0.01, "{chemistry}: {error}");
         } else {
             assert!(
-                error > 0.09,
+                error > 0.05,
                 "{chemistry}: the plateau moved the SOC to {}",
                 estimator.soc()
             );
@@ -113,17 +143,40 @@ fn voltage_corrects_nmc_but_not_the_lfp_plateau() {
 }
 
 #[test]
+fn nmc_voltage_under_load_corrects_the_soc_and_lfp_voltage_under_load_does_not() {
+    // Told 70 %, really 50 %, discharged at C/2 and C/4 in turns for 10 minutes, no rest; the
+    // cell has the table's resistances.
+    for (chemistry, corrected) in [(Chemistry::Nmc, true), (Chemistry::Lfp, false)] {
+        let params = chemistry.cell();
+        let mut estimator = estimator_at(chemistry, 5.0, 0.7);
+        let mut cell = SyntheticCell::ideal(chemistry, 5.0, 0.5);
+        cell.r0_ohm = f64::from(params.r0_ohm);
+        cell.rc_ohm = f64::from(params.r1_ohm + params.r2_ohm);
+        cell.rc_tau_s = f64::from(params.tau1_s);
+        start(&mut estimator, &mut cell);
+        for _ in 0..10 {
+            run(&mut estimator, &mut cell, -2.5, 30);
+            run(&mut estimator, &mut cell, -1.25, 30);
+        }
+        let error = (f64::from(estimator.soc()) - cell.soc).abs();
+        if corrected {
+            assert!(error < 0.02, "{chemistry}: error {error}");
+        } else {
+            // Coulomb counting only: still 20 % off.
+            assert!((error - 0.2).abs() < 0.005, "{chemistry}: error {error}");
+        }
+    }
+}
+
+#[test]
 fn lfp_converges_at_the_low_knee() {
-    // Told 50 %, really 30 %: the plateau says nothing, the knee below 15 % does.
+    // Told 50 %, really 30 %: the plateau says nothing, a rest at the knee below 15 % does.
     let mut estimator = estimator_at(Chemistry::Lfp, 2.3, 0.5);
-    let mut cell = IdealCell {
-        table: *Chemistry::Lfp.ocv(),
-        capacity_ah: 2.3,
-        soc: 0.3,
-    };
-    estimator.update(Duration::ZERO, 0.0, cell.step(0.0), 25.0);
+    let mut cell = SyntheticCell::ideal(Chemistry::Lfp, 2.3, 0.3);
+    start(&mut estimator, &mut cell);
     run(&mut estimator, &mut cell, -1.15, 1080);
     assert!((cell.soc - 0.15).abs() < 1e-6);
+    assert!(estimator.soc() > 0.3, "{}", estimator.soc());
     run(&mut estimator, &mut cell, -0.23, 1800);
     run(&mut estimator, &mut cell, 0.0, 1800);
     let error = (f64::from(estimator.soc()) - cell.soc).abs();
@@ -133,18 +186,64 @@ fn lfp_converges_at_the_low_knee() {
         cell.soc,
         estimator.soc()
     );
+    assert!(estimator.estimate().anchors >= 1);
+}
+
+#[test]
+fn an_lfp_rest_on_a_slope_corrects_the_soc() {
+    // A cell with an RC pair of the table's slow time constant and the estimator's hysteresis
+    // rests at 21 %, on a sloped part of the curve, after a discharge; the estimator is told
+    // 6 % too much. The rest is read once its relaxation is fitted well enough (what is still
+    // relaxing and the sustained current before the rest make the reading uncertain), well
+    // before it ends; the plateau before it said nothing.
+    let params = Chemistry::Lfp.cell();
+    let mut estimator = estimator_at(Chemistry::Lfp, 2.3, 0.37);
+    let mut cell = SyntheticCell::ideal(Chemistry::Lfp, 2.3, 0.31);
+    cell.rc_ohm = 0.015;
+    cell.rc_tau_s = f64::from(params.tau2_s);
+    cell.hysteresis_v = f64::from(params.hysteresis_v);
+    cell.hysteresis = -1.0;
+    start(&mut estimator, &mut cell);
+    run(&mut estimator, &mut cell, -2.3, 360);
+    let before = f64::from(estimator.soc()) - cell.soc;
+    assert!((before - 0.06).abs() < 0.005, "{before}");
+    run(&mut estimator, &mut cell, 0.0, 900);
+    let error = (f64::from(estimator.soc()) - cell.soc).abs();
+    assert!(
+        error < 0.015,
+        "true {} estimated {}",
+        cell.soc,
+        estimator.soc()
+    );
+}
+
+#[test]
+fn learns_the_resistance_of_the_cell() {
+    // An NMC cell with twice the table's series resistance and an RC pair like the table's
+    // first one: steps between loads and rests teach the factors.
+    let params = Chemistry::Nmc.cell();
+    let mut estimator = estimator_at(Chemistry::Nmc, 5.0, 0.8);
+    let mut cell = SyntheticCell::ideal(Chemistry::Nmc, 5.0, 0.8);
+    cell.r0_ohm = 2.0 * f64::from(params.r0_ohm);
+    cell.rc_ohm = f64::from(params.r1_ohm + params.r2_ohm);
+    cell.rc_tau_s = f64::from(params.tau1_s);
+    start(&mut estimator, &mut cell);
+    for _ in 0..20 {
+        run(&mut estimator, &mut cell, -5.0, 60);
+        run(&mut estimator, &mut cell, 0.0, 60);
+    }
+    let series = estimator.estimate().resistance_factors[0];
+    assert!((1.6..2.4).contains(&series), "{series}");
+    let error = (f64::from(estimator.soc()) - cell.soc).abs();
+    assert!(error < 0.015, "{error}");
 }
 
 #[test]
 fn capacity_learning_converges_from_a_wrong_initial_capacity() {
     // Told 5.0 Ah, really 4.5 Ah: rests at 90 % and 20 % are anchors 70 % apart.
     let mut estimator = estimator_at(Chemistry::Nmc, 5.0, 0.9);
-    let mut cell = IdealCell {
-        table: *Chemistry::Nmc.ocv(),
-        capacity_ah: 4.5,
-        soc: 0.9,
-    };
-    estimator.update(Duration::ZERO, 0.0, cell.step(0.0), 25.0);
+    let mut cell = SyntheticCell::ideal(Chemistry::Nmc, 4.5, 0.9);
+    start(&mut estimator, &mut cell);
     for _ in 0..3 {
         run(&mut estimator, &mut cell, 0.0, 1800);
         run(&mut estimator, &mut cell, -2.25, 5040);
@@ -152,9 +251,9 @@ fn capacity_learning_converges_from_a_wrong_initial_capacity() {
         run(&mut estimator, &mut cell, 2.25, 5040);
     }
     let estimate = estimator.estimate();
-    assert!(estimate.capacity_updates >= 3, "{estimate:?}");
     assert!((estimate.capacity_ah - 4.5).abs() < 0.09, "{estimate:?}");
     assert!((estimate.soh - 0.9).abs() < 0.02, "{estimate:?}");
+    assert!(estimate.anchors >= 3, "{estimate:?}");
 }
 
 #[test]
@@ -187,20 +286,27 @@ fn zero_dt_non_finite_inputs_and_extremes_keep_the_soc_finite_and_in_range() {
     estimator.update(Duration::from_secs(86_400), -500.0, 0.0, 80.0);
     let estimate = estimator.estimate();
     assert_eq!(estimate.soc, 0.0);
-    for value in [
+    let mut values = vec![
         estimate.soc_std,
         estimate.capacity_ah,
         estimate.soh,
         estimate.equivalent_full_cycles,
         estimate.hysteresis,
+        estimate.current_offset_c,
         estimate.ocv_v,
         estimate.voltage_soc,
-        estimate.resistance_scale,
-    ] {
+        estimate.thermal_exponent,
+    ];
+    values.extend(estimate.resistance_factors);
+    for value in values {
         assert!(value.is_finite(), "{estimate:?}");
     }
-    estimator.update(Duration::from_secs(86_400), 500.0, 9.0, 25.0);
+    for _ in 0..100 {
+        estimator.update(Duration::from_secs(86_400), 500.0, 9.0, 25.0);
+        estimator.update(SECOND, 0.0, -1.0, 25.0);
+    }
     assert!((0.0..=1.0).contains(&estimator.soc()));
+    assert!(estimator.estimate().soc_std.is_finite());
 }
 
 #[test]

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Generates the PyBaMM SOC test profiles in this folder (LFP, and a second NMC one).
+"""Generates the PyBaMM SOC test profiles in this folder (LFP, a second NMC one, and four
+more with other seeds, temperatures and starting points; the SOC estimator's defaults were
+chosen looking at all of them).
 
 Requirement (pinned): pybamm==26.10.1.1   (PyPI; runs offline)
 
@@ -59,6 +61,32 @@ PROFILES = {
         h0=0.0, window=(2.5, 4.2), v_min=2.8, v_full=4.15, discharge_to=0.15,
         max_discharge_c=1.5, max_charge_c=0.7, charge_c=0.5, bottom_rest_s=600,
         hysteresis=False,
+    ),
+    # Four more, with other seeds, temperatures and starting points (first generated to check
+    # that settings chosen on the profiles above carry over).
+    "lfp_prada2013_dfn_25C_seed21": dict(
+        parameter_set="Prada2013", cell="lfp", seed=21, ambient_c=25.0, soc0=0.85,
+        h0=1.0, window=(2.0, 3.6), v_min=2.5, v_full=3.55, discharge_to=0.08,
+        max_discharge_c=2.0, max_charge_c=1.0, charge_c=0.5, bottom_rest_s=900,
+        hysteresis=True,
+    ),
+    "lfp_prada2013_dfn_15C_seed23": dict(
+        parameter_set="Prada2013", cell="lfp", seed=23, ambient_c=15.0, soc0=0.55,
+        h0=-1.0, window=(2.0, 3.6), v_min=2.5, v_full=3.55, discharge_to=0.12,
+        max_discharge_c=1.5, max_charge_c=0.8, charge_c=0.5, bottom_rest_s=0,
+        hysteresis=True, charge_first=True,
+    ),
+    "nmc_chen2020_dfn_25C_seed31": dict(
+        parameter_set="Chen2020", cell="nmc", seed=31, ambient_c=25.0, soc0=0.85,
+        h0=0.0, window=(2.5, 4.2), v_min=2.8, v_full=4.15, discharge_to=0.2,
+        max_discharge_c=1.5, max_charge_c=0.7, charge_c=0.5, bottom_rest_s=600,
+        hysteresis=False,
+    ),
+    "nmc_chen2020_dfn_15C_seed37": dict(
+        parameter_set="Chen2020", cell="nmc", seed=37, ambient_c=15.0, soc0=0.6,
+        h0=0.0, window=(2.5, 4.2), v_min=2.8, v_full=4.15, discharge_to=0.2,
+        max_discharge_c=1.5, max_charge_c=0.7, charge_c=0.5, bottom_rest_s=0,
+        hysteresis=False, charge_first=True,
     ),
 }
 
