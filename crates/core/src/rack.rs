@@ -232,37 +232,43 @@ fn system_limits(used: &[&RackReport]) -> PackLimits {
     }
 }
 
+/// A healthy 100 Ah rack report for tests in this crate.
+#[cfg(test)]
+pub(crate) fn report(rack: usize, received_at: Instant) -> RackReport {
+    RackReport {
+        rack,
+        received_at,
+        online: true,
+        cell_min: (3, Millivolts(3300)),
+        cell_max: (9, Millivolts(3320)),
+        temperature_min: Celsius(20),
+        temperature_max: Celsius(24),
+        soc: 0.5,
+        soh: 0.98,
+        capacity_ah: 100.0,
+        voltage: Millivolts(53_000),
+        current: Milliamps(-10_000),
+        warnings: Warnings::empty(),
+        protection: false,
+        charge_enabled: true,
+        discharge_enabled: true,
+        limits: PackLimits {
+            charge_current_a: 50.0,
+            discharge_current_a: 100.0,
+            charge_voltage_v: 56.0,
+            discharge_voltage_v: 44.8,
+        },
+        resistance_ohm: 0.02,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::vec;
 
     fn rack(rack: usize) -> RackReport {
-        RackReport {
-            rack,
-            received_at: Instant::from_millis(10_000),
-            online: true,
-            cell_min: (3, Millivolts(3300)),
-            cell_max: (9, Millivolts(3320)),
-            temperature_min: Celsius(20),
-            temperature_max: Celsius(24),
-            soc: 0.5,
-            soh: 0.98,
-            capacity_ah: 100.0,
-            voltage: Millivolts(53_000),
-            current: Milliamps(-10_000),
-            warnings: Warnings::empty(),
-            protection: false,
-            charge_enabled: true,
-            discharge_enabled: true,
-            limits: PackLimits {
-                charge_current_a: 50.0,
-                discharge_current_a: 100.0,
-                charge_voltage_v: 56.0,
-                discharge_voltage_v: 44.8,
-            },
-            resistance_ohm: 0.02,
-        }
+        report(rack, Instant::from_millis(10_000))
     }
 
     const NOW: Instant = Instant::from_millis(11_000);

@@ -3,40 +3,10 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use bmslink_proto::{Celsius, Milliamps, Millivolts, Warnings};
-
 use super::*;
-use crate::rack::{aggregate, RackReport};
+use crate::rack::{aggregate, report, RackReport};
 
 const STALE: Duration = Duration::from_secs(5);
-
-fn report(rack: usize, received_at: Instant) -> RackReport {
-    RackReport {
-        rack,
-        received_at,
-        online: true,
-        cell_min: (1, Millivolts(3300)),
-        cell_max: (2, Millivolts(3310)),
-        temperature_min: Celsius(20),
-        temperature_max: Celsius(22),
-        soc: 0.5,
-        soh: 1.0,
-        capacity_ah: 100.0,
-        voltage: Millivolts(53_000),
-        current: Milliamps(0),
-        warnings: Warnings::empty(),
-        protection: false,
-        charge_enabled: true,
-        discharge_enabled: true,
-        limits: PackLimits {
-            charge_current_a: 50.0,
-            discharge_current_a: 100.0,
-            charge_voltage_v: 56.0,
-            discharge_voltage_v: 44.8,
-        },
-        resistance_ohm: 0.02,
-    }
-}
 
 /// Three racks polled every second; `silent` racks stop answering.
 struct Site {
