@@ -4,6 +4,7 @@
 //! Exit codes: 0 success; 1 an error (reported on stderr); 2 a usage error; 3 `decode` found
 //! no frame at all, or with `--strict` a bad or malformed one.
 
+mod config;
 mod decode;
 mod identifiers;
 mod link;
@@ -44,6 +45,8 @@ enum Command {
     Sim(sim::SimArgs),
     /// Replay a current/voltage/temperature profile through the SOC estimator; report accuracy.
     SocEval(soc_eval::SocEvalArgs),
+    /// The gateway's configuration: print the embedded default, or check a file.
+    Config(config::ConfigArgs),
 }
 
 fn init_logging(verbose: u8) {
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         }),
         Command::Identifiers(args) => identifiers::run(args).map(|()| ExitCode::SUCCESS),
         Command::SocEval(args) => soc_eval::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Config(args) => config::run(args),
         Command::Read(args) => block_on(read::run(args)),
         Command::Write(args) => block_on(write::run(args)),
         Command::Sim(args) => block_on(sim::run(args)),

@@ -1,0 +1,11 @@
+//! The bmslink site gateway: several rack BMSes (NW protocol over RS485 or TCP) as one battery
+//! for the inverter (CAN) and the EMS (Modbus TCP), with a failsafe that drives both toward the
+//! safe state when data goes stale.
+//!
+//! Built so far: [`config`], the one TOML file that describes a site, typed and validated with
+//! errors that name the file, line, column and key. Transports, pollers, the PCS link, the EMS
+//! server, failsafe wiring and metrics follow (see the architecture document).
+
+#![warn(missing_docs)]
+
+pub mod config;
