@@ -3,9 +3,13 @@
 //! safe state when data goes stale.
 //!
 //! Built so far: [`config`], the one TOML file that describes a site, typed and validated with
-//! errors that name the file, line, column and key. Transports, pollers, the PCS link, the EMS
-//! server, failsafe wiring and metrics follow (see the architecture document).
+//! errors that name the file, line, column and key; [`can_link`], the CAN bus to the inverter
+//! through an SLCAN adapter; and [`pcs`], the PCS link task that sends the profile's frame set
+//! and watches the inverter's keep-alive. Rack pollers, the EMS server, failsafe wiring and
+//! metrics follow (see the architecture document).
 
 #![warn(missing_docs)]
 
+pub mod can_link;
 pub mod config;
+pub mod pcs;
