@@ -14,10 +14,10 @@ use bmslink_core::session::{
     Stage,
 };
 use bmslink_core::time::Instant;
+use bmslink_gateway::line::{self, ByteLine};
 use bmslink_proto::Source;
 use clap::{Args, ValueEnum};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 /// Where the BMS is.
@@ -145,9 +145,6 @@ impl LinkArgs {
     }
 }
 
-trait Line: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Line for T {}
-
 /// What a finished operation gave.
 #[derive(Debug)]
 pub enum Outcome {
@@ -165,7 +162,7 @@ pub enum Outcome {
 /// An open line and its session.
 pub struct Link {
     endpoint: Endpoint,
-    line: Box<dyn Line>,
+    line: Box<dyn ByteLine>,
     session: Session,
     origin: std::time::Instant,
     buffer: Box<[u8; 4096]>,
@@ -367,31 +364,18 @@ fn reason_text(reason: &LinkReason) -> String {
     }
 }
 
-async fn connect(endpoint: &Endpoint) -> Result<Box<dyn Line>> {
+async fn connect(endpoint: &Endpoint) -> Result<Box<dyn ByteLine>> {
     match endpoint {
-        Endpoint::Serial { path, baud } => {
-            let name = path.to_string_lossy();
-            let port = tokio_serial::new(name.as_ref(), *baud)
-                .data_bits(tokio_serial::DataBits::Eight)
-                .parity(tokio_serial::Parity::None)
-                .stop_bits(tokio_serial::StopBits::One)
-                .flow_control(tokio_serial::FlowControl::None);
-            let stream = tokio_serial::SerialStream::open(&port).map_err(|e| {
-                anyhow!(
-                    "cannot open serial port {name}: {e} (check the path, that no other program \
-                     holds the port, and that your user may use it, e.g. the dialout group)"
-                )
-            })?;
-            Ok(Box::new(stream))
-        }
-        Endpoint::Tcp { address } => {
-            let stream = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(address))
-                .await
-                .map_err(|_| anyhow!("cannot connect to {address}: no answer within 5 s"))?
-                .with_context(|| format!("cannot connect to {address}"))?;
-            stream.set_nodelay(true).ok();
-            Ok(Box::new(stream))
-        }
+        Endpoint::Serial { path, baud } => line::open_serial(path, *baud).map_err(|e| {
+            anyhow!(
+                "cannot open serial port {}: {e} (check the path, that no other program holds \
+                 the port, and that your user may use it, e.g. the dialout group)",
+                path.display()
+            )
+        }),
+        Endpoint::Tcp { address } => line::connect_tcp(address)
+            .await
+            .with_context(|| format!("cannot connect to {address}")),
     }
 }
 

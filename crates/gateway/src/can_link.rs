@@ -21,21 +21,17 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::path::Path;
-use std::time::Duration;
 
 use bmslink_proto::can::CanFrame;
 use bmslink_proto::slcan::{self, Decoder, Response, SlcanError};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, warn};
 
 use crate::config::SlcanPort;
+use crate::line::{self, ByteLine};
 
 /// Serial settings of an SLCAN adapter: 115200 8N1 (USB adapters ignore the rate).
 pub const SERIAL_BAUD: u32 = 115_200;
-/// How long a TCP bridge has to accept the connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A CAN bus: frames out, frames in.
 pub trait CanTransport {
@@ -93,11 +89,6 @@ impl From<io::Error> for CanLinkError {
     }
 }
 
-/// A byte stream an adapter sits on: a serial port or a TCP connection.
-pub trait ByteLine: AsyncRead + AsyncWrite + Unpin + Send {}
-
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> ByteLine for T {}
-
 /// What the SLCAN transport has seen.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SlcanStats {
@@ -127,38 +118,29 @@ impl Slcan<Box<dyn ByteLine>> {
     /// 500 kbit/s session.
     pub async fn open(port: &SlcanPort) -> Result<Self, CanLinkError> {
         let (line, name) = match port {
-            SlcanPort::Serial(path) => (open_serial(path)?, path.display().to_string()),
-            SlcanPort::Tcp(address) => (connect(address).await?, format!("tcp://{address}")),
+            SlcanPort::Serial(path) => {
+                let name = path.display().to_string();
+                let line =
+                    line::open_serial(path, SERIAL_BAUD).map_err(|source| CanLinkError::Open {
+                        port: name.clone(),
+                        source,
+                    })?;
+                (line, name)
+            }
+            SlcanPort::Tcp(address) => {
+                let name = format!("tcp://{address}");
+                let line =
+                    line::connect_tcp(address)
+                        .await
+                        .map_err(|source| CanLinkError::Open {
+                            port: name.clone(),
+                            source,
+                        })?;
+                (line, name)
+            }
         };
         Slcan::start(line, name).await
     }
-}
-
-fn open_serial(path: &Path) -> Result<Box<dyn ByteLine>, CanLinkError> {
-    let name = path.to_string_lossy();
-    let builder = tokio_serial::new(name.as_ref(), SERIAL_BAUD)
-        .data_bits(tokio_serial::DataBits::Eight)
-        .parity(tokio_serial::Parity::None)
-        .stop_bits(tokio_serial::StopBits::One)
-        .flow_control(tokio_serial::FlowControl::None);
-    let stream = tokio_serial::SerialStream::open(&builder).map_err(|e| CanLinkError::Open {
-        port: name.to_string(),
-        source: e.into(),
-    })?;
-    Ok(Box::new(stream))
-}
-
-async fn connect(address: &str) -> Result<Box<dyn ByteLine>, CanLinkError> {
-    let open_error = |source| CanLinkError::Open {
-        port: format!("tcp://{address}"),
-        source,
-    };
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
-        .await
-        .map_err(|_| open_error(io::ErrorKind::TimedOut.into()))?
-        .map_err(open_error)?;
-    stream.set_nodelay(true).ok();
-    Ok(Box::new(stream))
 }
 
 impl<L: ByteLine> Slcan<L> {

@@ -3,7 +3,8 @@
 //! safe state when data goes stale.
 //!
 //! Built so far: [`config`], the one TOML file that describes a site, typed and validated with
-//! errors that name the file, line, column and key; [`can_link`], the CAN bus to the inverter
+//! errors that name the file, line, column and key; [`line`], serial ports and TCP connections to
+//! devices; [`can_link`], the CAN bus to the inverter
 //! through an SLCAN adapter; and [`pcs`], the PCS link task that sends the profile's frame set
 //! and watches the inverter's keep-alive. Rack pollers, the EMS server, failsafe wiring and
 //! metrics follow (see the architecture document).
@@ -12,4 +13,5 @@
 
 pub mod can_link;
 pub mod config;
+pub mod line;
 pub mod pcs;
