@@ -2,8 +2,9 @@
 //!
 //! Every send interval (1 s by default, never under 200 ms: SMA's limit, "Bus rules") it sends
 //! the profile's frame set for the current [`PcsCommand`], in the profile's order: `frames` for
-//! [`PcsCommand::Normal`], `safe_state` for [`PcsCommand::Safe`]. A new command takes effect at
-//! the next tick. Every 0x305 received (Pylon's 8 x 00, or SMA's measurements) is published as
+//! [`PcsCommand::Normal`], `safe_state` for [`PcsCommand::Safe`]. A restriction (the safe
+//! state, a lower current limit, a cleared enable) goes out at once, at least 200 ms after the
+//! last set; any other change takes effect at the next tick. Every 0x305 received (Pylon's 8 x 00, or SMA's measurements) is published as
 //! the time it arrived, for the failsafe; when the keep-alive stays away longer than the timeout
 //! the link logs it, and logs again when it returns, with the durations ([`KeepAliveMonitor`],
 //! pure: `now` is a parameter).
@@ -45,6 +46,22 @@ pub enum PcsCommand {
 }
 
 impl PcsCommand {
+    /// Whether going from `self` to `next` takes something away from the inverter: the safe
+    /// state, a lower charge or discharge current limit, or a cleared enable. Such a change is
+    /// sent at once rather than at the next tick.
+    pub fn is_restricted_by(&self, next: &PcsCommand) -> bool {
+        match (self, next) {
+            (_, PcsCommand::Safe { .. }) => !matches!(self, PcsCommand::Safe { .. }),
+            (PcsCommand::Normal(old), PcsCommand::Normal(new)) => {
+                new.limits.charge_current < old.limits.charge_current
+                    || new.limits.discharge_current < old.limits.discharge_current
+                    || (old.charge_enable && !new.charge_enable)
+                    || (old.discharge_enable && !new.discharge_enable)
+            }
+            (PcsCommand::Safe { .. }, PcsCommand::Normal(_)) => false,
+        }
+    }
+
     /// The frame set for `profile`, in send order.
     pub fn frame_set(&self, profile: Profile, options: &Options) -> FrameSet {
         match self {
@@ -245,6 +262,8 @@ pub async fn run_pcs_link<T: CanTransport>(
     };
     let mut ticker = tokio::time::interval(settings.send_interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // The last set sent, and when: a restriction is measured against it.
+    let mut last: Option<(tokio::time::Instant, PcsCommand)> = None;
     info!(profile = settings.profile.name(), interval = ?settings.send_interval, "PCS link started");
     loop {
         let deadline = link.monitor.deadline();
@@ -253,13 +272,22 @@ pub async fn run_pcs_link<T: CanTransport>(
             _ = ticker.tick() => {
                 let command = *commands.borrow_and_update();
                 link.send_set(transport, &command).await?;
+                last = Some((tokio::time::Instant::now(), command));
             }
             // Inbound: cancel safe, so a tick never loses a frame.
             received = transport.receive() => link.handle_frame(&received?),
-            // A new command waits for the next tick; a dropped sender ends the link.
-            changed = commands.changed() => if changed.is_err() {
-                info!(stats = ?link.stats, "PCS link stopped");
-                return Ok(link.stats);
+            // A restriction (safe state, lower limit, cleared enable) pulls the next tick
+            // forward, still at least MIN_SEND_INTERVAL after the last set; anything else
+            // waits for its tick. A dropped sender ends the link.
+            changed = commands.changed() => match (changed, last) {
+                (Err(_), _) => {
+                    info!(stats = ?link.stats, "PCS link stopped");
+                    return Ok(link.stats);
+                }
+                (Ok(()), Some((sent_at, sent))) if sent.is_restricted_by(&commands.borrow()) => {
+                    ticker.reset_at(sent_at + MIN_SEND_INTERVAL);
+                }
+                (Ok(()), _) => {}
             },
             _ = sleep_until(deadline) => link.check_silence(),
         }

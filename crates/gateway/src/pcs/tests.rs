@@ -100,7 +100,7 @@ fn the_monitor_says_when_no_keep_alive_ever_came_and_can_be_off() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn sets_go_out_every_interval_in_order_and_safe_takes_over_at_the_next_tick() {
+async fn sets_go_out_every_interval_in_order_and_the_safe_state_goes_out_at_once() {
     let (to_link, inbound) = mpsc::unbounded_channel();
     let mut bus = FakeBus {
         sent: Vec::new(),
@@ -116,7 +116,7 @@ async fn sets_go_out_every_interval_in_order_and_safe_takes_over_at_the_next_tic
             pack_voltage: Millivolts(51_000),
             state: state(),
         });
-        tokio::time::sleep(Duration::from_millis(1_000)).await;
+        tokio::time::sleep(Duration::from_millis(800)).await;
         drop(commands);
         to_link
     };
@@ -141,9 +141,64 @@ async fn sets_go_out_every_interval_in_order_and_safe_takes_over_at_the_next_tic
         .step_by(6)
         .map(|(t, _)| *t - started)
         .collect();
-    assert_eq!(offsets, [Duration::ZERO, SECOND, 2 * SECOND]);
+    // The safe state did not wait for the tick at 2 s.
+    assert_eq!(
+        offsets,
+        [Duration::ZERO, SECOND, Duration::from_millis(1_500)]
+    );
     let limits = |i: usize| Limits::decode(&bus.sent[i].1).unwrap();
     assert_eq!(limits(6).charge_current.0, 500);
     assert_eq!(limits(12).charge_current.0, 0);
     assert_eq!(limits(12).charge_voltage.0, 510);
+}
+
+/// Runs the link with `changes` (after a delay, a new command) for `run_for`; returns the
+/// offsets of the sets sent and their charge current limits (0.1 A).
+async fn run_with(changes: Vec<(Duration, PcsCommand)>, run_for: Duration) -> Vec<(Duration, i16)> {
+    let (_to_link, inbound) = mpsc::unbounded_channel();
+    let mut bus = FakeBus {
+        sent: Vec::new(),
+        inbound,
+    };
+    let (commands, command_rx) = watch::channel(PcsCommand::Normal(state()));
+    let (keepalive_tx, _keepalive) = watch::channel(None);
+    let started = tokio::time::Instant::now();
+    let driver = async move {
+        for (after, command) in changes {
+            tokio::time::sleep_until(started + after).await;
+            commands.send_replace(command);
+        }
+        tokio::time::sleep_until(started + run_for).await;
+        drop(commands);
+    };
+    let (stats, ()) = tokio::join!(
+        run_pcs_link(&mut bus, settings(None), command_rx, keepalive_tx),
+        driver
+    );
+    stats.unwrap();
+    bus.sent
+        .iter()
+        .step_by(6)
+        .map(|(t, f)| (*t - started, Limits::decode(f).unwrap().charge_current.0))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restriction_waits_only_for_the_200_ms_minimum_and_an_increase_for_its_tick() {
+    let mut lower = state();
+    lower.limits.charge_current = Milliamps(10_000);
+    let ms = Duration::from_millis;
+    // A lower limit 50 ms after a set goes out 200 ms after that set, not at the next tick.
+    let sets = run_with(vec![(ms(1_050), PcsCommand::Normal(lower))], ms(1_900)).await;
+    assert_eq!(sets, [(ms(0), 500), (ms(1_000), 500), (ms(1_200), 100)]);
+    // Back up: the increase waits for the tick (the next one after the restriction's set).
+    let sets = run_with(
+        vec![
+            (ms(300), PcsCommand::Normal(lower)),
+            (ms(600), PcsCommand::Normal(state())),
+        ],
+        ms(1_400),
+    )
+    .await;
+    assert_eq!(sets, [(ms(0), 500), (ms(300), 100), (ms(1_300), 500)]);
 }
