@@ -186,19 +186,18 @@ impl LimitCalculator {
             .min()
             .map_or(25.0, |t| f32::from(t.0));
 
-        let charge_temperature = derate(
-            coldest - f32::from(settings.charge_low_temperature_protection),
-            c.derating_band_k,
-        ) * derate(
-            f32::from(settings.charge_high_temperature_protection) - hottest,
-            c.derating_band_k,
+        // 1 well inside a temperature window, falling to 0 at either of its protections.
+        let window = |low: i16, high: u16| {
+            derate(coldest - f32::from(low), c.derating_band_k)
+                * derate(f32::from(high) - hottest, c.derating_band_k)
+        };
+        let charge_temperature = window(
+            settings.charge_low_temperature_protection,
+            settings.charge_high_temperature_protection,
         );
-        let discharge_temperature = derate(
-            coldest - f32::from(settings.discharge_low_temperature_protection),
-            c.derating_band_k,
-        ) * derate(
-            f32::from(settings.discharge_high_temperature_protection) - hottest,
-            c.derating_band_k,
+        let discharge_temperature = window(
+            settings.discharge_low_temperature_protection,
+            settings.discharge_high_temperature_protection,
         );
         let charge_taper = taper(1.0 - inputs.soc, 1.0 - c.charge_taper_soc, c.taper_floor);
         let discharge_taper = taper(inputs.soc, c.discharge_taper_soc, c.taper_floor);
