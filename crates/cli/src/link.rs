@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use bmslink_core::session::{
-    Event, LinkReason, LinkState, Operation, OperationError, OperationId, Session, SessionConfig,
-    Stage,
+    Event, LinkState, Operation, OperationError, OperationId, Session, SessionConfig, Stage,
 };
 use bmslink_core::time::Instant;
 use bmslink_gateway::line::{self, ByteLine};
+use bmslink_gateway::rack::describe::{link_reason_text, link_state_name};
 use bmslink_proto::Source;
 use clap::{Args, ValueEnum};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -282,9 +282,9 @@ impl Link {
             Event::LinkChanged { from, to, reason } => {
                 info!(
                     "{endpoint}: link {} -> {}: {}",
-                    state_name(from),
-                    state_name(to),
-                    reason_text(&reason)
+                    link_state_name(from),
+                    link_state_name(to),
+                    link_reason_text(&reason)
                 )
             }
             Event::FrameError(error) => warn!("{endpoint}: {error}"),
@@ -334,33 +334,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-fn state_name(state: LinkState) -> &'static str {
-    match state {
-        LinkState::Unknown => "unknown",
-        LinkState::Online => "online",
-        LinkState::Degraded => "degraded",
-        LinkState::Offline => "offline",
-    }
-}
-
-fn reason_text(reason: &LinkReason) -> String {
-    match reason {
-        LinkReason::ReplyReceived => "reply received".into(),
-        LinkReason::ReplyTimeout { stage, waited } => {
-            format!(
-                "no reply to the {} within {} ms",
-                stage.name(),
-                waited.as_millis()
-            )
-        }
-        LinkReason::FrameError(error) => error.to_string(),
-        LinkReason::BadReply(error) => format!("malformed reply: {error}"),
-        LinkReason::OperationsFailed { in_a_row } => {
-            format!("{in_a_row} operations failed in a row")
-        }
     }
 }
 

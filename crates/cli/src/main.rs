@@ -6,6 +6,7 @@
 
 mod config;
 mod decode;
+mod gateway;
 mod identifiers;
 mod link;
 mod read;
@@ -47,11 +48,14 @@ enum Command {
     SocEval(soc_eval::SocEvalArgs),
     /// The gateway's configuration: print the embedded default, or check a file.
     Config(config::ConfigArgs),
+    /// The site gateway: racks to one battery for the inverter (CAN) and the EMS (Modbus TCP).
+    Gateway(gateway::GatewayArgs),
 }
 
-fn init_logging(verbose: u8) {
+/// Logging on stderr: `BMSLINK_LOG` if set, else `-v`/`-vv`, else `default`.
+fn init_logging(verbose: u8, default: &str) {
     let default = match verbose {
-        0 => "info",
+        0 => default,
         1 => "debug",
         _ => "trace",
     };
@@ -67,8 +71,19 @@ fn init_logging(verbose: u8) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
     let result = match cli.command {
+        // The gateway's log level comes from its configuration file.
+        Command::Gateway(args) => run_gateway(args, cli.verbose),
+        command => {
+            init_logging(cli.verbose, "info");
+            run(command)
+        }
+    };
+    exit(result)
+}
+
+fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
         Command::Decode(args) => decode::run(args).map(|all_good| {
             if all_good {
                 ExitCode::SUCCESS
@@ -82,7 +97,14 @@ fn main() -> ExitCode {
         Command::Read(args) => block_on(read::run(args)),
         Command::Write(args) => block_on(write::run(args)),
         Command::Sim(args) => block_on(sim::run(args)),
-    };
+        Command::Gateway(args) => {
+            let config = gateway::load(&args)?;
+            block_on(gateway::run(args, config))
+        }
+    }
+}
+
+fn exit(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
@@ -90,6 +112,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads the gateway's configuration, starts logging at its level, runs the gateway.
+fn run_gateway(args: gateway::GatewayArgs, verbose: u8) -> anyhow::Result<ExitCode> {
+    let config = gateway::load(&args)?;
+    init_logging(verbose, config.log_level.name());
+    block_on(gateway::run(args, config))
 }
 
 fn block_on(

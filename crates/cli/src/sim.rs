@@ -153,6 +153,8 @@ impl SimArgs {
         config.profile = profile.clone();
         config.terminal = terminal;
         let mut bms = VirtualBms::new(config)?;
+        // One step before any line is served, so the first reply already carries the load.
+        bms.step(std::time::Duration::from_secs(1));
         bms.set_stale(self.stale);
         Ok(bms)
     }

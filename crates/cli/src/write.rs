@@ -43,12 +43,9 @@ pub fn value_bytes_text(id: Identifier, bytes: &[u8]) -> String {
 }
 
 fn password_bytes(password: &str) -> Result<[u8; PASSWORD_LEN]> {
-    if password.len() > PASSWORD_LEN || !password.bytes().all(|b| (0x20..0x7F).contains(&b)) {
-        bail!("the password must be at most {PASSWORD_LEN} printable ASCII characters");
-    }
-    let mut padded = [0u8; PASSWORD_LEN];
-    padded[..password.len()].copy_from_slice(password.as_bytes());
-    Ok(padded)
+    bmslink_gateway::rack::password_bytes(password).ok_or_else(|| {
+        anyhow!("the password must be at most {PASSWORD_LEN} printable ASCII characters")
+    })
 }
 
 /// Runs `bmslink write`.

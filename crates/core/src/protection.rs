@@ -422,12 +422,13 @@ impl Protection {
             i32::from(s.cell_over_voltage_protection) - i32::from(s.cell_over_voltage_recovery);
         let uv_band =
             i32::from(s.cell_under_voltage_recovery) - i32::from(s.cell_under_voltage_protection);
-        let over_temperature = |trip: u16, recover: u16| {
-            let (trip, recover) = (i32::from(trip), i32::from(recover));
-            let recover = if recover < trip {
-                recover
-            } else {
-                trip - hysteresis
+        // `recover`: the recovery setting, where the protection has one; without one, or
+        // with one not below the trip, the fixed hysteresis.
+        let over_temperature = |trip: u16, recover: Option<u16>| {
+            let trip = i32::from(trip);
+            let recover = match recover.map(i32::from) {
+                Some(recover) if recover < trip => recover,
+                _ => trip - hysteresis,
             };
             Limit::above(trip, recover, temperature_delay)
         };
@@ -481,21 +482,21 @@ impl Protection {
             }
             ProtectionKind::MosfetOverTemperature => over_temperature(
                 s.mosfet_over_temperature_protection,
-                s.mosfet_over_temperature_recovery,
+                Some(s.mosfet_over_temperature_recovery),
             ),
             ProtectionKind::BoxOverTemperature => over_temperature(
                 s.box_over_temperature_protection,
-                s.box_over_temperature_recovery,
+                Some(s.box_over_temperature_recovery),
             ),
             ProtectionKind::TemperatureDifference => {
                 let trip = i32::from(s.temperature_difference_protection);
                 Limit::above(trip, trip * 4 / 5, temperature_delay)
             }
             ProtectionKind::ChargeHighTemperature => {
-                over_temperature(s.charge_high_temperature_protection, 0)
+                over_temperature(s.charge_high_temperature_protection, None)
             }
             ProtectionKind::DischargeHighTemperature => {
-                over_temperature(s.discharge_high_temperature_protection, 0)
+                over_temperature(s.discharge_high_temperature_protection, None)
             }
             ProtectionKind::ChargeLowTemperature => low_temperature(
                 s.charge_low_temperature_protection,

@@ -16,6 +16,9 @@
 //! A host's setup commands arriving here (`C`, `S6`, `O`: when the other end is a host rather
 //! than an adapter, as in the peer test) are malformed adapter lines: logged, counted, skipped.
 //! Nothing answers them: python-can 4.6.1's slcan host, for one, does not wait for acks.
+//!
+//! The SocketCAN implementation is [`crate::socketcan`] (Linux); [`crate::can_bus::CanBus`]
+//! opens whichever of the two the configuration names.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -58,6 +61,25 @@ pub enum CanLinkError {
     Io(io::Error),
     /// The other end closed the line.
     Closed,
+    /// No network interface has the configured SocketCAN name.
+    NoInterface {
+        /// The interface, as configured ("can0").
+        interface: String,
+        /// The configured bit rate, for the hint.
+        bitrate: u32,
+    },
+    /// The SocketCAN interface exists but no CAN socket could be bound to it.
+    SocketCanOpen {
+        /// The interface, as configured.
+        interface: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// SocketCAN was configured on a system without it (it is Linux only).
+    SocketCanUnsupported {
+        /// The interface, as configured.
+        interface: String,
+    },
 }
 
 impl fmt::Display for CanLinkError {
@@ -70,6 +92,23 @@ impl fmt::Display for CanLinkError {
             ),
             CanLinkError::Io(error) => write!(f, "CAN link I/O error: {error}"),
             CanLinkError::Closed => write!(f, "the CAN adapter closed the line"),
+            CanLinkError::NoInterface { interface, bitrate } => write!(
+                f,
+                "no CAN interface {interface}: check `ip link show {interface}`, and that it is \
+                 up at the inverter's bit rate: `ip link set {interface} up type can bitrate \
+                 {bitrate}`"
+            ),
+            CanLinkError::SocketCanOpen { interface, source } => write!(
+                f,
+                "cannot open a CAN socket on {interface}: {source} (check that it is a CAN \
+                 interface (`ip -details link show {interface}`) and that the kernel has \
+                 SocketCAN: `modprobe can_raw`)"
+            ),
+            CanLinkError::SocketCanUnsupported { interface } => write!(
+                f,
+                "SocketCAN interface {interface} configured, but SocketCAN exists only on Linux: \
+                 use an SLCAN adapter"
+            ),
         }
     }
 }
@@ -77,7 +116,9 @@ impl fmt::Display for CanLinkError {
 impl std::error::Error for CanLinkError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            CanLinkError::Open { source, .. } | CanLinkError::Io(source) => Some(source),
+            CanLinkError::Open { source, .. }
+            | CanLinkError::Io(source)
+            | CanLinkError::SocketCanOpen { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -15,6 +15,7 @@
 
 use std::fmt;
 use std::future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bmslink_proto::can::{
@@ -27,6 +28,7 @@ use tracing::{debug, info, warn};
 
 use crate::can_link::{CanLinkError, CanTransport};
 use crate::config::InverterConfig;
+use crate::metrics::{CanLabels, Direction, Metrics};
 
 /// The shortest send interval (inverter-can.md, "Bus rules": SMA, never faster than 200 ms).
 pub const MIN_SEND_INTERVAL: Duration = Duration::from_millis(200);
@@ -47,11 +49,15 @@ pub enum PcsCommand {
 
 impl PcsCommand {
     /// Whether going from `self` to `next` takes something away from the inverter: the safe
-    /// state, a lower charge or discharge current limit, or a cleared enable. Such a change is
-    /// sent at once rather than at the next tick.
+    /// state, a lower charge or discharge current limit, a cleared enable, or a new alarm.
+    /// Such a change is sent at once rather than at the next tick.
     pub fn is_restricted_by(&self, next: &PcsCommand) -> bool {
         match (self, next) {
-            (_, PcsCommand::Safe { .. }) => !matches!(self, PcsCommand::Safe { .. }),
+            // A new alarm while safe: the inverter should know at once why it stays stopped.
+            (PcsCommand::Safe { state: old, .. }, PcsCommand::Safe { state: new, .. }) => {
+                !(new.alarms - old.alarms).is_empty()
+            }
+            (PcsCommand::Normal(_), PcsCommand::Safe { .. }) => true,
             (PcsCommand::Normal(old), PcsCommand::Normal(new)) => {
                 new.limits.charge_current < old.limits.charge_current
                     || new.limits.discharge_current < old.limits.discharge_current
@@ -253,13 +259,16 @@ pub async fn run_pcs_link<T: CanTransport>(
     settings: PcsSettings,
     mut commands: watch::Receiver<PcsCommand>,
     keepalive: watch::Sender<Option<Instant>>,
+    metrics: Arc<Metrics>,
 ) -> Result<PcsStats, PcsError> {
     let mut link = Link {
         settings,
         stats: PcsStats::default(),
         monitor: KeepAliveMonitor::new(now(), settings.keepalive_timeout),
         keepalive,
+        metrics,
     };
+    let gap = min_set_gap(settings.profile);
     let mut ticker = tokio::time::interval(settings.send_interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // The last set sent, and when: a restriction is measured against it.
@@ -285,12 +294,22 @@ pub async fn run_pcs_link<T: CanTransport>(
                     return Ok(link.stats);
                 }
                 (Ok(()), Some((sent_at, sent))) if sent.is_restricted_by(&commands.borrow()) => {
-                    ticker.reset_at(sent_at + MIN_SEND_INTERVAL);
+                    ticker.reset_at(sent_at + gap);
                 }
                 (Ok(()), _) => {}
             },
             _ = sleep_until(deadline) => link.check_silence(),
         }
+    }
+}
+
+/// The shortest time between two frame sets when a restriction is sent early: SMA's 200 ms
+/// ("never faster than every 200 ms"); the other profiles take a restriction at once.
+pub fn min_set_gap(profile: Profile) -> Duration {
+    if profile == Profile::Sma {
+        MIN_SEND_INTERVAL
+    } else {
+        Duration::ZERO
     }
 }
 
@@ -311,6 +330,7 @@ struct Link {
     stats: PcsStats,
     monitor: KeepAliveMonitor,
     keepalive: watch::Sender<Option<Instant>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Link {
@@ -323,6 +343,12 @@ impl Link {
         for frame in &set {
             transport.send(frame).await?;
             self.stats.frames_sent += 1;
+            self.metrics
+                .can_frames
+                .get_or_create(&CanLabels {
+                    direction: Direction::Sent,
+                })
+                .inc();
         }
         self.stats.sets_sent += 1;
         debug!(
@@ -335,6 +361,12 @@ impl Link {
 
     fn handle_frame(&mut self, frame: &CanFrame) {
         self.stats.frames_received += 1;
+        self.metrics
+            .can_frames
+            .get_or_create(&CanLabels {
+                direction: Direction::Received,
+            })
+            .inc();
         if frame.id() != id::KEEP_ALIVE {
             debug!(%frame, "frame from the bus ignored");
             return;
@@ -348,6 +380,7 @@ impl Link {
     fn handle_keep_alive(&mut self, keep_alive: KeepAlive) {
         let at = now();
         self.stats.keep_alives += 1;
+        self.metrics.can_keepalives.inc();
         self.keepalive.send_replace(Some(at));
         debug!(?keep_alive, "inverter keep-alive");
         if let Some(KeepAliveEvent::Returned { silent_for }) = self.monitor.handle_keep_alive(at) {

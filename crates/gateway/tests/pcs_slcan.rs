@@ -25,9 +25,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: a failed expectation is a failed test
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write as _};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bmslink_gateway::can_link::Slcan;
@@ -41,81 +38,14 @@ use bmslink_proto::{Milliamps, Millivolts};
 use serde_json::Value;
 use tokio::sync::watch;
 
-/// The peer's exit status when python-can or cantools cannot be imported.
-const SKIP_EXIT: i32 = 3;
+mod common;
+use common::{finish_peer, signal, start_peer, PtyPair};
+
 /// How long the peer listens.
 const PEER_SECONDS: f64 = 4.5;
 /// When the link switches to the safe state.
 const SAFE_AFTER: Duration = Duration::from_millis(2_500);
 const PACK_VOLTAGE_IN_SAFE_STATE: Millivolts = Millivolts(51_000);
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Skips loudly (past the harness's capture), or fails under CI=true.
-fn skip(reason: &str) {
-    if in_ci() {
-        panic!("the python-can/cantools peer must run in CI (CI=true), but: {reason}");
-    }
-    let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {reason} ***\n");
-}
-
-/// A socat pty pair in a temporary directory, killed and removed on drop.
-struct PtyPair {
-    socat: Child,
-    dir: PathBuf,
-}
-
-impl PtyPair {
-    fn new() -> Option<PtyPair> {
-        let version = Command::new("socat")
-            .arg("-V")
-            .stdout(Stdio::null())
-            .status();
-        if version.is_err() {
-            skip("socat is not installed, so the pty test cannot run (CI installs it)");
-            return None;
-        }
-        let dir = std::env::temp_dir().join(format!("bmslink-pcs-slcan-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let socat = Command::new("socat")
-            .arg(format!(
-                "pty,raw,echo=0,link={}",
-                dir.join("battery").display()
-            ))
-            .arg(format!(
-                "pty,raw,echo=0,link={}",
-                dir.join("inverter").display()
-            ))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pair = PtyPair { socat, dir };
-        pair.wait_for_links();
-        Some(pair)
-    }
-
-    fn wait_for_links(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !(self.end("battery").exists() && self.end("inverter").exists()) {
-            assert!(std::time::Instant::now() < deadline, "socat made no ptys");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn end(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-}
-
-impl Drop for PtyPair {
-    fn drop(&mut self) {
-        let _ = self.socat.kill();
-        let _ = self.socat.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A three-rack 48 V LFP system charging at 20 A.
 fn charging() -> BatteryState {
@@ -141,65 +71,6 @@ fn charging() -> BatteryState {
         discharge_enable: true,
         ..BatteryState::default()
     }
-}
-
-/// The peer, started and ready (it printed `{"ready": true}`), or `None` after a skip.
-struct Peer {
-    child: Child,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-}
-
-fn python() -> String {
-    std::env::var("BMSLINK_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
-fn start_peer(channel: &Path) -> Option<Peer> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/inverter_slcan.py");
-    let interpreter = python();
-    let spawned = Command::new(&interpreter)
-        .arg(script)
-        .arg(channel)
-        .arg(PEER_SECONDS.to_string())
-        .stdout(Stdio::piped())
-        .spawn();
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(error) => {
-            skip(&format!("cannot run {interpreter}: {error}"));
-            return None;
-        }
-    };
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().and_then(Result::ok).unwrap_or_default();
-    if first.contains("ready") {
-        return Some(Peer { child, lines });
-    }
-    let status = child.wait().unwrap();
-    if status.code() == Some(SKIP_EXIT) {
-        skip(&format!(
-            "{interpreter}: {}",
-            first.trim_start_matches("SKIPPED: ")
-        ));
-        return None;
-    }
-    panic!("the peer did not start ({status}): {first}");
-}
-
-/// Every JSON line the peer printed until it exited.
-fn finish_peer(mut peer: Peer) -> Vec<Value> {
-    let records = peer
-        .lines
-        .map(|line| serde_json::from_str(&line.unwrap()).unwrap())
-        .collect();
-    let status = peer.child.wait().unwrap();
-    assert!(status.success(), "the peer failed: {status}");
-    records
-}
-
-fn signal(record: &Value, name: &str) -> f64 {
-    record["signals"][name]
-        .as_f64()
-        .unwrap_or_else(|| panic!("no {name} in {record}"))
 }
 
 fn close(actual: f64, expected: f64) -> bool {
@@ -331,7 +202,13 @@ async fn an_inverter_on_python_can_slcan_reads_the_pcs_link_and_keeps_it_alive()
     let mut transport = Slcan::open(&SlcanPort::Serial(ptys.end("battery")))
         .await
         .unwrap();
-    let Some(peer) = start_peer(&ptys.end("inverter")) else {
+    let Some(peer) = start_peer(
+        "inverter_slcan.py",
+        &[
+            ptys.end("inverter").display().to_string(),
+            PEER_SECONDS.to_string(),
+        ],
+    ) else {
         return;
     };
     let settings = PcsSettings::new(
@@ -354,7 +231,13 @@ async fn an_inverter_on_python_can_slcan_reads_the_pcs_link_and_keeps_it_alive()
         records.unwrap()
     };
     let (stats, records) = tokio::join!(
-        run_pcs_link(&mut transport, settings, command_rx, keepalive_tx),
+        run_pcs_link(
+            &mut transport,
+            settings,
+            command_rx,
+            keepalive_tx,
+            Default::default()
+        ),
         driver
     );
     let stats = stats.unwrap();

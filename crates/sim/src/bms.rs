@@ -119,6 +119,7 @@ pub struct VirtualBms {
     working_s: f64,
     cells: Vec<Millivolts>,
     stale: bool,
+    silent: bool,
     events: VecDeque<BmsEvent>,
     upload_sequence: u32,
 }
@@ -150,6 +151,7 @@ impl VirtualBms {
             working_s: f64::from(settings.working_time_min) * 60.0,
             cells: Vec::with_capacity(pack.cell_count()),
             stale: false,
+            silent: false,
             events: VecDeque::new(),
             upload_sequence: 0,
             pack,
@@ -217,6 +219,12 @@ impl VirtualBms {
     /// Freezes (or unfreezes) the register image: replies keep reporting old values.
     pub fn set_stale(&mut self, stale: bool) {
         self.stale = stale;
+    }
+
+    /// Stops (or resumes) answering requests, as a BMS whose RS485 line broke; the pack and
+    /// its logic keep running.
+    pub fn set_silent(&mut self, silent: bool) {
+        self.silent = silent;
     }
 
     /// Sets the ambient temperature, degC.
@@ -330,6 +338,9 @@ impl VirtualBms {
 
     /// Answers one NW request frame at the present virtual time.
     pub fn handle_request(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+        if self.silent {
+            return None;
+        }
         self.last_request = self.now;
         if !self.stale {
             self.refresh_registers();

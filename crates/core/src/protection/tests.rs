@@ -179,6 +179,31 @@ fn box_over_temperature_with_equal_recovery_uses_the_default_hysteresis() {
 }
 
 #[test]
+fn charge_high_temperature_recovers_5_k_below_its_threshold() {
+    // No recovery setting exists for 0xA3: the fixed hysteresis applies (it once recovered
+    // only below 0 degC).
+    let mut pack = Pack::lfp();
+    pack.settings.charge_high_temperature_protection = 20;
+    pack.temperatures = vec![Celsius(25), Celsius(25)];
+    pack.run(6);
+    assert!(pack
+        .protection
+        .is_active(ProtectionKind::ChargeHighTemperature));
+    pack.temperatures = vec![Celsius(16), Celsius(16)];
+    pack.run(10);
+    assert!(
+        pack.protection
+            .is_active(ProtectionKind::ChargeHighTemperature),
+        "no recovery within the hysteresis"
+    );
+    pack.settings.charge_high_temperature_protection = 45;
+    pack.run(6);
+    assert!(!pack
+        .protection
+        .is_active(ProtectionKind::ChargeHighTemperature));
+}
+
+#[test]
 fn over_current_recovers_after_the_hold_time_and_latches_after_five_trips() {
     let mut pack = Pack::lfp(); // discharge 110 A, 10 s delay
     pack.current = Milliamps(-120_000);

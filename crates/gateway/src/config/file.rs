@@ -38,6 +38,8 @@ pub(crate) struct FileConfig {
 pub(crate) struct FileRack {
     pub name: Spanned<String>,
     pub link: FileLink,
+    #[serde(default)]
+    pub password: Key<String>,
 }
 
 /// A rack's `link`.

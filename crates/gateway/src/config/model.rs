@@ -9,6 +9,7 @@ use std::time::Duration;
 use bmslink_core::failsafe::FailsafeConfig;
 use bmslink_core::session::{self, SessionConfig};
 use bmslink_proto::can::{Options, Profile};
+use bmslink_proto::message::PASSWORD_LEN;
 use bmslink_proto::TerminalId;
 use serde::Deserialize;
 
@@ -123,6 +124,9 @@ pub struct RackConfig {
     pub name: String,
     /// How it is reached.
     pub link: RackLink,
+    /// The parameter-change password (0xB2) sent with the pair code of writes; `None` sends
+    /// the `00 00` pair code that BMSes without a password accept.
+    pub password: Option<[u8; PASSWORD_LEN]>,
 }
 
 /// How a rack BMS is reached.

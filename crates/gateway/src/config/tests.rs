@@ -42,12 +42,26 @@ fn assert_error(text: &str, at: &str, key: &str, fragment: &str) {
     );
 }
 
+#[test]
+fn a_rack_password_longer_than_ten_characters_is_refused() {
+    let text =
+        "[[racks]]\nname = \"r\"\nlink = { port = \"tcp://h:1\" }\npassword = \"12345678901\"\n";
+    assert_error(
+        text,
+        "4:12",
+        "racks[0].password",
+        "at most 10 printable ASCII",
+    );
+}
+
 // --- The default -------------------------------------------------------------------------------
 
 #[test]
 fn embedded_default_parses_to_the_defaults_of_an_almost_empty_file() {
     let racks = "[[racks]]\nname = \"rack-1\"\nlink = { port = \"tcp://127.0.0.1:9000\" }\n\
-                 [[racks]]\nname = \"rack-2\"\nlink = { port = \"tcp://127.0.0.1:9001\" }\n";
+                 password = \"123456\"\n\
+                 [[racks]]\nname = \"rack-2\"\nlink = { port = \"tcp://127.0.0.1:9001\" }\n\
+                 password = \"123456\"\n";
     assert_eq!(default_config().unwrap(), load_ok(racks));
 }
 

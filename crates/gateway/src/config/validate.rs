@@ -14,6 +14,8 @@ use toml::Spanned;
 
 use super::checks::{self, choices, CAN_BITRATES, STANDARD_BAUDS};
 use super::error::{Collector, ConfigErrors};
+use bmslink_proto::message::PASSWORD_LEN;
+
 use super::file::{FileConfig, FileLink, FileRack, Key};
 use super::model::{GatewayConfig, PollingConfig, RackConfig, RackLink};
 use super::values::{show, HumanDuration, Timeout};
@@ -262,9 +264,29 @@ impl Checker<'_> {
             configs.push(RackConfig {
                 name: rack.name.get_ref().clone(),
                 link: self.rack_link(&rack.link, &format!("racks[{index}].link")),
+                password: self.rack_password(&rack.password, index),
             });
         }
         configs
+    }
+
+    fn rack_password(
+        &mut self,
+        password: &Key<String>,
+        index: usize,
+    ) -> Option<[u8; PASSWORD_LEN]> {
+        let password = password.as_ref()?;
+        let bytes = crate::rack::password_bytes(password.get_ref());
+        if bytes.is_none() {
+            let message =
+                format!("the password must be at most {PASSWORD_LEN} printable ASCII characters");
+            self.errors.report(
+                Some(password.span()),
+                format!("racks[{index}].password"),
+                message,
+            );
+        }
+        bytes
     }
 
     fn rack_name<'r>(

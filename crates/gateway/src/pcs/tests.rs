@@ -125,7 +125,8 @@ async fn sets_go_out_every_interval_in_order_and_the_safe_state_goes_out_at_once
             &mut bus,
             settings(Some(5 * SECOND)),
             command_rx,
-            keepalive_tx
+            keepalive_tx,
+            Default::default()
         ),
         driver
     );
@@ -154,7 +155,11 @@ async fn sets_go_out_every_interval_in_order_and_the_safe_state_goes_out_at_once
 
 /// Runs the link with `changes` (after a delay, a new command) for `run_for`; returns the
 /// offsets of the sets sent and their charge current limits (0.1 A).
-async fn run_with(changes: Vec<(Duration, PcsCommand)>, run_for: Duration) -> Vec<(Duration, i16)> {
+async fn run_with(
+    profile: Profile,
+    changes: Vec<(Duration, PcsCommand)>,
+    run_for: Duration,
+) -> Vec<(Duration, i16)> {
     let (_to_link, inbound) = mpsc::unbounded_channel();
     let mut bus = FakeBus {
         sent: Vec::new(),
@@ -172,7 +177,13 @@ async fn run_with(changes: Vec<(Duration, PcsCommand)>, run_for: Duration) -> Ve
         drop(commands);
     };
     let (stats, ()) = tokio::join!(
-        run_pcs_link(&mut bus, settings(None), command_rx, keepalive_tx),
+        run_pcs_link(
+            &mut bus,
+            PcsSettings::new(profile, Options::STANDARD, SECOND, None).unwrap(),
+            command_rx,
+            keepalive_tx,
+            Default::default()
+        ),
         driver
     );
     stats.unwrap();
@@ -184,15 +195,29 @@ async fn run_with(changes: Vec<(Duration, PcsCommand)>, run_for: Duration) -> Ve
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_restriction_waits_only_for_the_200_ms_minimum_and_an_increase_for_its_tick() {
+async fn a_restriction_goes_out_at_once_and_an_increase_waits_for_its_tick() {
     let mut lower = state();
     lower.limits.charge_current = Milliamps(10_000);
     let ms = Duration::from_millis;
-    // A lower limit 50 ms after a set goes out 200 ms after that set, not at the next tick.
-    let sets = run_with(vec![(ms(1_050), PcsCommand::Normal(lower))], ms(1_900)).await;
+    // Pylontech: a lower limit 50 ms after a set goes out at once, not at the next tick.
+    let sets = run_with(
+        Profile::PylontechV12,
+        vec![(ms(1_050), PcsCommand::Normal(lower))],
+        ms(1_900),
+    )
+    .await;
+    assert_eq!(sets, [(ms(0), 500), (ms(1_000), 500), (ms(1_050), 100)]);
+    // SMA: never two sets within 200 ms, so it goes out 200 ms after the last set.
+    let sets = run_with(
+        Profile::Sma,
+        vec![(ms(1_050), PcsCommand::Normal(lower))],
+        ms(1_900),
+    )
+    .await;
     assert_eq!(sets, [(ms(0), 500), (ms(1_000), 500), (ms(1_200), 100)]);
     // Back up: the increase waits for the tick (the next one after the restriction's set).
     let sets = run_with(
+        Profile::PylontechV12,
         vec![
             (ms(300), PcsCommand::Normal(lower)),
             (ms(600), PcsCommand::Normal(state())),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent peer for bmslink's PCS link: an inverter behind an SLCAN adapter.
 
-Usage: inverter_slcan.py CHANNEL SECONDS
+Usage: inverter_slcan.py CHANNEL SECONDS [KEEPALIVE_SECONDS]
 
 Opens CHANNEL (a pty) with python-can's slcan interface at 500 kbit/s, as a host of an
 adapter does, prints {"ready": true}, then for SECONDS:
@@ -10,7 +10,8 @@ adapter does, prints {"ready": true}, then for SECONDS:
       {"t": seconds since ready, "id": int, "message": DBC name or null, "signals": {...}}
     (the manufacturer string as its 8 ASCII bytes; a frame the DBC does not know, or cannot
     decode, has "message": null and "data" in hex);
-  - sends the Pylon keep-alive 0x305 (8 x 00) every 500 ms.
+  - sends the Pylon keep-alive 0x305 (8 x 00) every 500 ms (only for the first
+    KEEPALIVE_SECONDS when given: an inverter that stops talking).
 Then prints {"done": true, "keep_alives_sent": n}.
 
 Exit status: 0 done, 2 usage error, 3 python-can, pyserial or cantools is not installed.
@@ -59,10 +60,11 @@ def decode(db, msg, t):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         print(__doc__, file=sys.stderr)
         return 2
     channel, seconds = sys.argv[1], float(sys.argv[2])
+    keep_alive_for = float(sys.argv[3]) if len(sys.argv) == 4 else seconds
     db = cantools.database.load_file(DBC)
     bus = can.Bus(interface="slcan", channel=channel, bitrate=500000, sleep_after_open=0)
     keep_alive = can.Message(arbitration_id=0x305, data=bytes(8), is_extended_id=False)
@@ -72,7 +74,7 @@ def main():
     sent = 0
     try:
         while (now := time.monotonic()) - start < seconds:
-            if now >= next_keep_alive:
+            if now >= next_keep_alive and now - start < keep_alive_for:
                 bus.send(keep_alive)
                 sent += 1
                 next_keep_alive += KEEP_ALIVE_PERIOD
