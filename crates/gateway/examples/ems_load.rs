@@ -19,46 +19,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
-use bmslink_core::failsafe::FailsafeConfig;
-use bmslink_core::session::LinkState;
-use bmslink_core::time::Instant;
 use bmslink_gateway::clock::Clock;
 use bmslink_gateway::ems::sunspec::{sunspec_image, Nameplate};
 use bmslink_gateway::ems::{run_ems_server, EmsLinks};
 use bmslink_gateway::metrics::Metrics;
-use bmslink_gateway::rack::{RackHandle, RackReading, RackUpdate};
-use bmslink_gateway::site::{RackIdentity, Site, SiteSnapshot};
+use bmslink_gateway::rack::RackHandle;
 use tokio::sync::{mpsc, watch};
 use tokio_modbus::prelude::*;
 
-fn snapshot(racks: usize) -> SiteSnapshot {
-    let identities = (0..racks)
-        .map(|i| RackIdentity {
-            name: format!("rack-{}", i + 1),
-            link_text: String::new(),
-        })
-        .collect();
-    let now = Instant::ZERO;
-    let mut site = Site::new(
-        identities,
-        Duration::from_secs(3600),
-        FailsafeConfig::default(),
-        now,
-    );
-    let frame = bmslink_proto::vectors::bytes("A03").unwrap();
-    for rack in 0..racks {
-        let reading = Arc::new(RackReading::parse(&frame, now).unwrap());
-        site.handle_update(
-            now,
-            RackUpdate {
-                rack,
-                link: LinkState::Online,
-                reading: Some(reading),
-            },
-        );
-    }
-    site.snapshot().clone()
-}
+/// The EMS tests' site: racks with readings of the real capture A03.
+#[path = "../tests/ems_support/mod.rs"]
+mod ems_support;
+use ems_support::snapshot;
 
 async fn serve(port: u16, image_path: &str) {
     let snapshot = snapshot(2);

@@ -1,5 +1,5 @@
-//! The whole gateway against simulated rack BMSes on loopback TCP (`bmslink-sim`: pack physics
-//! and the BMS logic behind the NW protocol), in real time:
+//! The whole gateway against simulated rack BMSes on loopback TCP and on pseudo-terminals
+//! (`bmslink-sim`: pack physics and the BMS logic behind the NW protocol), in real time:
 //!
 //! - `an_inverter_on_python_can_follows_the_racks_through_silence_and_keep_alive_loss`: the
 //!   independent inverter (python-can's slcan on a socat pty, cantools with the Pylontech DBC)
@@ -45,26 +45,48 @@ use tokio::net::TcpListener;
 mod common;
 use common::{finish_peer, signal, start_peer, PtyPair};
 
-/// Simulated 16-cell 100 Ah LFP racks on loopback TCP, their clock running `speed` x real time.
-async fn start_racks(count: u64, speed: f64) -> (Vec<SharedBms>, Vec<String>) {
+/// How a simulated rack is reached.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Line {
+    Tcp,
+    Pty,
+}
+
+/// Simulated 16-cell 100 Ah LFP racks, one per `lines` entry (loopback TCP or a pseudo-terminal
+/// the gateway opens as a serial port), their clock running `speed` x real time.
+async fn start_racks_on(lines: &[Line], speed: f64) -> (Vec<SharedBms>, Vec<String>) {
     let mut packs = Vec::new();
     let mut ports = Vec::new();
-    for seed in 0..count {
+    for (seed, line) in (0u64..).zip(lines) {
         let mut pack = PackConfig::new(Chemistry::Lfp, 16, 100.0, 40 + seed);
         pack.initial_soc = 0.4 + 0.2 * seed as f64;
         let bms: SharedBms = Arc::new(Mutex::new(VirtualBms::new(BmsConfig::new(pack)).unwrap()));
-        let listener = serve::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        ports.push(format!("tcp://{}", listener.local_addr().unwrap()));
-        tokio::spawn(serve::serve_tcp(
-            listener,
-            bms.clone(),
-            Faults::default(),
-            seed,
-        ));
+        match line {
+            Line::Tcp => {
+                let listener = serve::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+                ports.push(format!("tcp://{}", listener.local_addr().unwrap()));
+                tokio::spawn(serve::serve_tcp(
+                    listener,
+                    bms.clone(),
+                    Faults::default(),
+                    seed,
+                ));
+            }
+            Line::Pty => {
+                let pty = serve::Pty::open().unwrap();
+                ports.push(pty.path.display().to_string());
+                tokio::spawn(pty.serve(bms.clone(), Faults::default(), seed));
+            }
+        }
         packs.push(bms);
     }
     tokio::spawn(serve::run_clock(packs.clone(), speed));
     (packs, ports)
+}
+
+/// `count` simulated racks on loopback TCP.
+async fn start_racks(count: usize, speed: f64) -> (Vec<SharedBms>, Vec<String>) {
+    start_racks_on(&vec![Line::Tcp; count], speed).await
 }
 
 /// A site file for these rack ports and CAN port; `extra` continues the `[ems]` table (and may
@@ -104,50 +126,50 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Waits until `done` holds for the latest PCS command, or fails after `within`.
+/// Waits until `done` holds for what `watch` holds, or fails after `within` with `what` and
+/// what `describe` says of the last value.
+async fn wait_for<T>(
+    watch: &mut tokio::sync::watch::Receiver<T>,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&T) -> bool,
+    describe: impl Fn(&T) -> String,
+) {
+    let wait = async {
+        loop {
+            if done(&watch.borrow_and_update()) {
+                return;
+            }
+            watch.changed().await.unwrap();
+        }
+    };
+    if tokio::time::timeout(within, wait).await.is_err() {
+        panic!(
+            "not within {within:?}: {what}; now {}",
+            describe(&watch.borrow())
+        );
+    }
+}
+
+/// Waits until the inverter is told what `done` accepts.
 async fn wait_for_pcs(
     gateway: &mut Gateway,
     within: Duration,
     what: &str,
     done: impl Fn(&PcsCommand) -> bool,
 ) {
-    let wait = async {
-        loop {
-            if done(&gateway.pcs.borrow_and_update()) {
-                return;
-            }
-            gateway.pcs.changed().await.unwrap();
-        }
-    };
-    if tokio::time::timeout(within, wait).await.is_err() {
-        panic!(
-            "not within {within:?}: {what}; the inverter is told {:?}",
-            *gateway.pcs.borrow()
-        );
-    }
+    wait_for(&mut gateway.pcs, within, what, done, |c| format!("{c:?}")).await;
 }
 
-/// Waits until `done` holds for the latest site snapshot, or fails after `within`.
+/// Waits until the site is in a state `done` accepts.
 async fn wait_for_site(
     gateway: &mut Gateway,
     within: Duration,
     what: &str,
     done: impl Fn(&SiteSnapshot) -> bool,
 ) {
-    let wait = async {
-        loop {
-            if done(&gateway.snapshot.borrow_and_update()) {
-                return;
-            }
-            gateway.snapshot.changed().await.unwrap();
-        }
-    };
-    if tokio::time::timeout(within, wait).await.is_err() {
-        panic!(
-            "not within {within:?}: {what}; the failsafe decided {:?}",
-            gateway.snapshot.borrow().decision
-        );
-    }
+    let describe = |s: &Arc<SiteSnapshot>| format!("{:?}", s.decision);
+    wait_for(&mut gateway.snapshot, within, what, |s| done(s), describe).await;
 }
 
 fn charge_current_a(command: &PcsCommand) -> f64 {
@@ -190,7 +212,8 @@ fn an_inverter_on_python_can_follows_the_racks_through_silence_and_keep_alive_lo
     let records = std::thread::spawn(move || finish_peer(peer));
     let mut marks = BTreeMap::new();
     run(async {
-        let (packs, ports) = start_racks(2, 1.0).await;
+        // Rack 1 on TCP (a serial-to-Ethernet converter), rack 2 on a serial port (a pty).
+        let (packs, ports) = start_racks_on(&[Line::Tcp, Line::Pty], 1.0).await;
         let config = site_config(&ports, &ptys.end("battery").display().to_string(), true, "");
         let mut gateway = Gateway::start(&config).await.unwrap();
         let at = |name: &str, marks: &mut BTreeMap<String, f64>| {
