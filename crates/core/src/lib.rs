@@ -21,6 +21,8 @@
 //!   parameters.
 //! - [`settings`]: every NW read/write setting, typed, validated per field and across fields,
 //!   with chemistry presets.
+//! - [`snapshot`]: a pack's read-all reply or upload as typed values (the gateway's racks, the
+//!   platform's telemetry).
 //! - [`soc`]: state of charge and state of health: coulomb counting corrected by the voltage
 //!   where the OCV slope makes it informative, anchors, hysteresis, capacity learning, cycles.
 //! - [`time`]: the `Instant` that callers pass in.
@@ -39,5 +41,6 @@ pub mod rack;
 pub mod responder;
 pub mod session;
 pub mod settings;
+pub mod snapshot;
 pub mod soc;
 pub mod time;

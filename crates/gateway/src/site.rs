@@ -30,7 +30,7 @@ use tracing::{info, warn};
 use crate::clock::Clock;
 use crate::metrics::{CauseLabels, Metrics};
 use crate::pcs::PcsCommand;
-use crate::rack::{RackReading, RackUpdate};
+use crate::rack::{PackSnapshot, RackUpdate};
 
 /// How often the site re-evaluates without news (staleness, heartbeats, recovery hold).
 pub const TICK: Duration = Duration::from_secs(1);
@@ -45,7 +45,7 @@ pub struct RackStatus {
     /// Link state.
     pub link: LinkState,
     /// The latest good reading.
-    pub reading: Option<Arc<RackReading>>,
+    pub reading: Option<Arc<PackSnapshot>>,
     /// The rack's own limits from its latest reading.
     pub limits: Option<PackLimits>,
     /// Why it is not in the aggregate, if it is not.
@@ -274,14 +274,14 @@ impl Site {
 
 /// The settings to compute a rack's limits with: its own, or (old firmware that does not
 /// report them) the LFP preset for its cell count.
-fn settings_of(reading: &RackReading) -> Settings {
+fn settings_of(reading: &PackSnapshot) -> Settings {
     reading.settings.clone().unwrap_or_else(|| {
         let cells = u8::try_from(reading.cells.len()).unwrap_or(u8::MAX);
         Settings::preset(Chemistry::Lfp, cells, 100)
     })
 }
 
-fn capacity_of(reading: &RackReading) -> f32 {
+fn capacity_of(reading: &PackSnapshot) -> f32 {
     reading
         .actual_capacity_ah()
         .or(reading.nominal_capacity_ah())
@@ -289,7 +289,7 @@ fn capacity_of(reading: &RackReading) -> f32 {
 }
 
 /// The rack's string resistance (all series elements) at its hottest battery temperature.
-fn rack_resistance(reading: &RackReading) -> f32 {
+fn rack_resistance(reading: &PackSnapshot) -> f32 {
     let chemistry = reading.chemistry().unwrap_or(Chemistry::Lfp);
     let celsius = reading
         .battery_temperatures()
@@ -299,7 +299,7 @@ fn rack_resistance(reading: &RackReading) -> f32 {
     series_element_resistance(chemistry, capacity_of(reading), celsius) * reading.cells.len() as f32
 }
 
-fn rack_limits(calculator: &mut LimitCalculator, reading: &RackReading) -> PackLimits {
+fn rack_limits(calculator: &mut LimitCalculator, reading: &PackSnapshot) -> PackLimits {
     let settings = settings_of(reading);
     let chemistry = reading.chemistry().unwrap_or(Chemistry::Lfp);
     let temperatures = reading.battery_temperatures();
@@ -324,7 +324,7 @@ fn rack_limits(calculator: &mut LimitCalculator, reading: &RackReading) -> PackL
 
 fn rack_report(
     rack: usize,
-    reading: &RackReading,
+    reading: &PackSnapshot,
     link: LinkState,
     limits: PackLimits,
 ) -> RackReport {

@@ -23,7 +23,7 @@
 use bmslink_proto::{Identifier, Millivolts, Status, Warnings};
 
 use crate::pcs::PcsCommand;
-use crate::rack::RackReading;
+use crate::rack::PackSnapshot;
 use crate::site::{RackStatus, SiteSnapshot};
 
 /// Where the map starts (the "SunS" marker).
@@ -277,7 +277,7 @@ struct RackFigures {
 }
 
 impl RackFigures {
-    fn of(reading: &RackReading) -> RackFigures {
+    fn of(reading: &PackSnapshot) -> RackFigures {
         let (max_cell, max) = reading.cell_max();
         let (min_cell, min) = reading.cell_min();
         let cells = reading.cells.iter().map(|c| f64::from(c.0)).sum::<f64>();
@@ -317,7 +317,7 @@ impl RackFigures {
 }
 
 /// State of health, percent: learned over nominal capacity, as the site computes it.
-fn soh_percent(reading: &RackReading) -> Option<f64> {
+fn soh_percent(reading: &PackSnapshot) -> Option<f64> {
     let nominal = reading.nominal_capacity_ah().filter(|&n| n > 0)? as f64;
     let capacity = reading.actual_capacity_ah().unwrap_or(nominal as u32) as f64;
     Some((capacity / nominal).min(1.0) * 100.0)
@@ -410,7 +410,7 @@ impl<'a> SystemFigures<'a> {
 /// Capacity (Ah), energy (Wh) and the charge and discharge rates (W, from each rack's
 /// over-current protections 0x99 / 0x97) of every rack with a reading.
 fn site_nameplate(snapshot: &SiteSnapshot) -> Option<(f64, f64, f64, f64)> {
-    let readings: Vec<&RackReading> = snapshot
+    let readings: Vec<&PackSnapshot> = snapshot
         .racks
         .iter()
         .filter_map(|r| r.reading.as_deref())
@@ -418,13 +418,13 @@ fn site_nameplate(snapshot: &SiteSnapshot) -> Option<(f64, f64, f64, f64)> {
     if readings.is_empty() {
         return None;
     }
-    let amps = |r: &RackReading, id| {
+    let amps = |r: &PackSnapshot, id| {
         r.field(id)
             .and_then(|b| <[u8; 2]>::try_from(b).ok())
             .map_or(0.0, |b| f64::from(u16::from_be_bytes(b)))
     };
-    let sum = |f: &dyn Fn(&RackReading) -> f64| readings.iter().map(|r| f(r)).sum::<f64>();
-    let ah = |r: &RackReading| r.nominal_capacity_ah().unwrap_or(0) as f64;
+    let sum = |f: &dyn Fn(&PackSnapshot) -> f64| readings.iter().map(|r| f(r)).sum::<f64>();
+    let ah = |r: &PackSnapshot| r.nominal_capacity_ah().unwrap_or(0) as f64;
     Some((
         sum(&ah),
         sum(&|r| ah(r) * volts(r.voltage)),
@@ -835,7 +835,7 @@ fn module(m: &mut Image, index: usize, rack: &RackStatus) {
 
 /// Every cell: CellV, CellTmp (the rack's battery sensor 0x82: the NW protocol has no per-cell
 /// temperature), CellSt (not implemented: balancing is reported per rack only).
-fn module_cells(m: &mut Image, reading: Option<&RackReading>) {
+fn module_cells(m: &mut Image, reading: Option<&PackSnapshot>) {
     let Some(reading) = reading else { return };
     let temperature = reading
         .battery_temperature

@@ -19,7 +19,7 @@ use super::settings::{self, BadValue};
 use super::sunspec::{self, len, Control, Nameplate, NI_I16, NI_U16};
 use super::write::{plan, Action};
 use crate::config::{self, EmsWrites};
-use crate::rack::{RackReading, RackUpdate};
+use crate::rack::{PackSnapshot, RackUpdate};
 use crate::site::{EmsCommand, RackIdentity, Site, SiteSnapshot};
 
 fn a03() -> Vec<u8> {
@@ -42,7 +42,7 @@ fn snapshot(racks: usize, with_readings: usize) -> SiteSnapshot {
         now,
     );
     for rack in 0..with_readings {
-        let reading = RackReading::parse(&a03(), now).unwrap();
+        let reading = PackSnapshot::parse(&a03(), now).unwrap();
         site.handle_update(
             now,
             RackUpdate {
@@ -188,7 +188,7 @@ fn model_802_events_follow_the_latched_warnings() {
 #[test]
 fn model_805_carries_every_cell_voltage() {
     let image = sunspec::sunspec_image(&snapshot(2, 2), &nameplate(), 0);
-    let reading = RackReading::parse(&a03(), Instant::ZERO).unwrap();
+    let reading = PackSnapshot::parse(&a03(), Instant::ZERO).unwrap();
     for instance in 0..2 {
         assert_eq!(
             point(&image, 805, instance, 2),
@@ -279,7 +279,7 @@ fn every_writable_identifier_has_a_point_and_the_block_fits_its_stride() {
 
 #[test]
 fn settings_round_trip_through_registers_and_the_password_is_hidden() {
-    let reading = RackReading::parse(&a03(), Instant::ZERO).unwrap();
+    let reading = PackSnapshot::parse(&a03(), Instant::ZERO).unwrap();
     let block = settings::block_registers(|id| reading.field(id));
     for point in settings::setting_points() {
         let at = usize::from(point.offset);

@@ -1,10 +1,9 @@
 //! The rack BMSes: one owner task per link ([`poller`]) reads its BMS every poll interval and
-//! carries out writes; [`reading`] turns a reply into typed values; [`RackHandle`] is how the
+//! carries out writes; each reply becomes a [`PackSnapshot`] (bmslink-core); [`RackHandle`] is how the
 //! rest of the gateway (the EMS server) asks a rack for a write.
 
 pub mod describe;
 pub mod poller;
-pub mod reading;
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use bmslink_proto::message::PASSWORD_LEN;
 use bmslink_proto::{Identifier, WriteValue};
 use tokio::sync::{mpsc, oneshot};
 
-pub use reading::{RackReading, ReadingError};
+pub use bmslink_core::snapshot::{PackSnapshot, SnapshotError};
 
 /// What a rack's poller publishes after every poll and every link change.
 #[derive(Clone, Debug)]
@@ -24,7 +23,7 @@ pub struct RackUpdate {
     /// The link's state now.
     pub link: LinkState,
     /// The latest good reading, if any.
-    pub reading: Option<Arc<RackReading>>,
+    pub reading: Option<Arc<PackSnapshot>>,
 }
 
 /// A write the poller carries out: pair code (with the rack's password), write, read-back.

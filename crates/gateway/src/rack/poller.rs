@@ -18,7 +18,7 @@ use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
 use super::describe::{link_reason_text, link_state_name};
-use super::{RackReading, RackUpdate, WriteError, WriteOutcome, WriteRequest};
+use super::{PackSnapshot, RackUpdate, WriteError, WriteOutcome, WriteRequest};
 use crate::clock::Clock;
 use crate::config::RackLink;
 use crate::line::{self, ByteLine};
@@ -63,7 +63,7 @@ pub async fn run_poller(
     metrics: Arc<Metrics>,
 ) {
     let mut pause = RECONNECT_MIN;
-    let mut last: Option<Arc<RackReading>> = None;
+    let mut last: Option<Arc<PackSnapshot>> = None;
     loop {
         match open(&config.link).await {
             Ok(line) => {
@@ -168,7 +168,7 @@ struct Poller<'a> {
             bmslink_proto::Identifier,
         ),
     >,
-    last: Option<Arc<RackReading>>,
+    last: Option<Arc<PackSnapshot>>,
     link: LinkState,
     /// Whether the BMS answered on this connection.
     answered: bool,
@@ -180,7 +180,7 @@ impl<'a> Poller<'a> {
         session: Session,
         clock: Clock,
         metrics: &'a Metrics,
-        last: Option<Arc<RackReading>>,
+        last: Option<Arc<PackSnapshot>>,
     ) -> Poller<'a> {
         Poller {
             config,
@@ -409,7 +409,7 @@ impl<'a> Poller<'a> {
         sent: Option<tokio::time::Instant>,
     ) -> Option<RackUpdate> {
         let name = &self.config.name;
-        match RackReading::parse(frame, self.clock.now()) {
+        match PackSnapshot::parse(frame, self.clock.now()) {
             Ok(reading) => {
                 self.count_poll(PollResult::Ok);
                 if let Some(sent) = sent {

@@ -29,10 +29,10 @@ fn site(racks: usize) -> Site {
 }
 
 /// A 16-cell 100 Ah LFP rack at 50 %, 25 degC, both MOSFETs on.
-fn reading(received_at: Instant) -> Arc<RackReading> {
+fn reading(received_at: Instant) -> Arc<PackSnapshot> {
     let settings = Settings::preset(Chemistry::Lfp, 16, 100);
     let fields = settings.registers().into_iter().collect();
-    Arc::new(RackReading {
+    Arc::new(PackSnapshot {
         received_at,
         cells: vec![Millivolts(3300); 16],
         mosfet_temperature: Some(Celsius(30)),
@@ -49,7 +49,7 @@ fn reading(received_at: Instant) -> Arc<RackReading> {
     })
 }
 
-fn update(rack: usize, reading: Arc<RackReading>) -> RackUpdate {
+fn update(rack: usize, reading: Arc<PackSnapshot>) -> RackUpdate {
     RackUpdate {
         rack,
         link: LinkState::Online,
@@ -165,7 +165,7 @@ fn the_low_capacity_warning_is_a_warning_not_a_protection() {
             now,
             update(
                 0,
-                Arc::new(RackReading {
+                Arc::new(PackSnapshot {
                     received_at: now,
                     ..low.clone()
                 }),

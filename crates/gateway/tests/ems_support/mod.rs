@@ -16,7 +16,7 @@ use bmslink_gateway::clock::Clock;
 use bmslink_gateway::config::{self, EmsConfig};
 use bmslink_gateway::ems::{run_ems_server, EmsLinks};
 use bmslink_gateway::metrics::Metrics;
-use bmslink_gateway::rack::{RackHandle, RackReading, RackUpdate, WriteError, WriteOutcome};
+use bmslink_gateway::rack::{PackSnapshot, RackHandle, RackUpdate, WriteError, WriteOutcome};
 use bmslink_gateway::site::{EmsCommand, RackIdentity, Site, SiteSnapshot};
 use bmslink_proto::WriteValue;
 use tokio::net::TcpListener;
@@ -55,7 +55,7 @@ pub fn snapshot_at(racks: usize, millis: u64) -> SiteSnapshot {
     );
     let frame = bmslink_proto::vectors::bytes("A03").unwrap();
     for rack in 0..racks {
-        let reading = Arc::new(RackReading::parse(&frame, now).unwrap());
+        let reading = Arc::new(PackSnapshot::parse(&frame, now).unwrap());
         site.handle_update(
             now,
             RackUpdate {

@@ -1,19 +1,22 @@
-//! One rack's reading: a read-all reply, checked and turned into typed values, with the rack's
-//! settings and the raw bytes of every field (for the EMS's holding registers).
+//! A pack's snapshot: one read-all reply or active upload, checked and turned into typed values,
+//! with the pack's settings and the raw bytes of every field. The gateway aggregates racks from
+//! it and serves its fields as Modbus registers; the platform stores it.
 
-use std::collections::BTreeMap;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
 
-use bmslink_core::chemistry::Chemistry;
-use bmslink_core::settings::{Settings, SettingsError};
-use bmslink_core::time::Instant;
+use crate::chemistry::Chemistry;
+use crate::settings::{Settings, SettingsError};
+use crate::time::Instant;
 use bmslink_proto::{
     Body, Celsius, Error, Identifier, Message, Milliamps, Millivolts, Status, Value, Warnings,
 };
 
-/// Why a reply could not be used as a reading.
+/// Why a frame could not be used as a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum ReadingError {
+pub enum SnapshotError {
     /// The frame did not parse.
     Malformed(Error),
     /// The frame is not a data reply (a write acknowledgement, a request).
@@ -24,23 +27,23 @@ pub enum ReadingError {
     Settings(SettingsError),
 }
 
-impl std::fmt::Display for ReadingError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ReadingError::Malformed(error) => write!(f, "malformed reply: {error}"),
-            ReadingError::NotData => f.write_str("the reply carries no data"),
-            ReadingError::Missing(id) => write!(f, "the reply lacks {id:?} ({:#04X})", *id as u8),
-            ReadingError::Settings(error) => write!(f, "settings in the reply: {error}"),
+            SnapshotError::Malformed(error) => write!(f, "malformed reply: {error}"),
+            SnapshotError::NotData => f.write_str("the reply carries no data"),
+            SnapshotError::Missing(id) => write!(f, "the reply lacks {id:?} ({:#04X})", *id as u8),
+            SnapshotError::Settings(error) => write!(f, "settings in the reply: {error}"),
         }
     }
 }
 
-impl std::error::Error for ReadingError {}
+impl core::error::Error for SnapshotError {}
 
-/// A rack's state as one read-all reply reported it.
+/// A pack's state as one read-all reply (or active upload) reported it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct RackReading {
-    /// When the reply's last byte arrived (the gateway's clock).
+pub struct PackSnapshot {
+    /// When the frame's last byte arrived (the receiver's clock).
     pub received_at: Instant,
     /// Every cell voltage, in cell order.
     pub cells: Vec<Millivolts>,
@@ -62,20 +65,20 @@ pub struct RackReading {
     pub warnings: Warnings,
     /// Live status bits (0x8C).
     pub status: Status,
-    /// The rack's settings as reported (`None` when the reply lacks some, e.g. old firmware).
+    /// The pack's settings as reported (`None` when the reply lacks some, e.g. old firmware).
     pub settings: Option<Settings>,
     /// The wire bytes of every reported field except the cell voltages, by identifier.
     pub fields: BTreeMap<Identifier, Vec<u8>>,
 }
 
-impl RackReading {
-    /// Parses a read-all reply frame received at `received_at`.
-    pub fn parse(frame: &[u8], received_at: Instant) -> Result<RackReading, ReadingError> {
-        let message = Message::parse(frame).map_err(ReadingError::Malformed)?;
+impl PackSnapshot {
+    /// Parses a read-all reply or an active upload received at `received_at`.
+    pub fn parse(frame: &[u8], received_at: Instant) -> Result<PackSnapshot, SnapshotError> {
+        let message = Message::parse(frame).map_err(SnapshotError::Malformed)?;
         let Body::Data(info) = message.body else {
-            return Err(ReadingError::NotData);
+            return Err(SnapshotError::NotData);
         };
-        let mut reading = RackReading {
+        let mut reading = PackSnapshot {
             received_at,
             cells: Vec::new(),
             mosfet_temperature: None,
@@ -132,13 +135,13 @@ impl RackReading {
             }
         }
         if reading.cells.is_empty() {
-            return Err(ReadingError::Missing(Identifier::CellVoltages));
+            return Err(SnapshotError::Missing(Identifier::CellVoltages));
         }
         if !seen_voltage {
-            return Err(ReadingError::Missing(Identifier::TotalVoltage));
+            return Err(SnapshotError::Missing(Identifier::TotalVoltage));
         }
         if !seen_current {
-            return Err(ReadingError::Missing(Identifier::Current));
+            return Err(SnapshotError::Missing(Identifier::Current));
         }
         let has_settings = bmslink_proto::TABLE
             .iter()
@@ -147,7 +150,7 @@ impl RackReading {
         if has_settings {
             let settings =
                 Settings::from_registers(|id| reading.fields.get(&id).map(Vec::as_slice))
-                    .map_err(ReadingError::Settings)?;
+                    .map_err(SnapshotError::Settings)?;
             reading.settings = Some(settings);
         }
         Ok(reading)
@@ -222,9 +225,9 @@ mod tests {
     use bmslink_proto::vectors;
 
     #[test]
-    fn a_real_read_all_reply_becomes_a_reading_with_its_settings() {
+    fn a_real_read_all_reply_becomes_a_snapshot_with_its_settings() {
         let frame = vectors::bytes("A03").unwrap();
-        let reading = RackReading::parse(&frame, Instant::from_millis(5)).unwrap();
+        let reading = PackSnapshot::parse(&frame, Instant::from_millis(5)).unwrap();
         assert_eq!(reading.cells.len(), 16);
         assert_eq!(reading.cell_min(), (7, Millivolts(3185)));
         assert_eq!(reading.cell_max(), (5, Millivolts(3203)));
@@ -254,20 +257,20 @@ mod tests {
     }
 
     #[test]
-    fn a_write_acknowledgement_or_a_broken_frame_is_not_a_reading() {
+    fn a_broken_frame_is_not_a_snapshot() {
         let mut frame = vectors::bytes("A03").unwrap();
         let last = frame.len() - 1;
         frame[last] ^= 1;
         assert!(matches!(
-            RackReading::parse(&frame, Instant::ZERO),
-            Err(ReadingError::Malformed(_))
+            PackSnapshot::parse(&frame, Instant::ZERO),
+            Err(SnapshotError::Malformed(_))
         ));
     }
 
     #[test]
     fn only_the_low_capacity_warning_is_not_a_protection() {
         let frame = vectors::bytes("A03").unwrap();
-        let mut reading = RackReading::parse(&frame, Instant::ZERO).unwrap();
+        let mut reading = PackSnapshot::parse(&frame, Instant::ZERO).unwrap();
         reading.warnings = Warnings::LOW_CAPACITY;
         assert!(!reading.protection());
         reading.warnings |= Warnings::CELL_OVER_VOLTAGE;
