@@ -9,6 +9,7 @@ mod decode;
 mod gateway;
 mod identifiers;
 mod link;
+mod platform;
 mod read;
 mod render;
 mod sim;
@@ -50,6 +51,8 @@ enum Command {
     Config(config::ConfigArgs),
     /// The site gateway: racks to one battery for the inverter (CAN) and the EMS (Modbus TCP).
     Gateway(gateway::GatewayArgs),
+    /// The monitoring platform: data boxes over TCP, storage, alarms, HTTP API.
+    Platform(platform::PlatformArgs),
 }
 
 /// Logging on stderr: `BMSLINK_LOG` if set, else `-v`/`-vv`, else `default`.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         // The gateway's log level comes from its configuration file.
         Command::Gateway(args) => run_gateway(args, cli.verbose),
+        Command::Platform(args) if platform::runs_daemon(&args) => run_platform(args, cli.verbose),
         command => {
             init_logging(cli.verbose, "info");
             run(command)
@@ -101,6 +105,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let config = gateway::load(&args)?;
             block_on(gateway::run(args, config))
         }
+        Command::Platform(args) => {
+            let config = platform::load(&args)?;
+            block_on_multi(platform::run(args, config))
+        }
     }
 }
 
@@ -119,6 +127,23 @@ fn run_gateway(args: gateway::GatewayArgs, verbose: u8) -> anyhow::Result<ExitCo
     let config = gateway::load(&args)?;
     init_logging(verbose, config.log_level.name());
     block_on(gateway::run(args, config))
+}
+
+/// Loads the platform's configuration, starts logging at its level, runs the platform.
+fn run_platform(args: platform::PlatformArgs, verbose: u8) -> anyhow::Result<ExitCode> {
+    let config = platform::load(&args)?;
+    init_logging(verbose, config.log_level.name());
+    block_on_multi(platform::run(args, config))
+}
+
+/// A runtime on every core (the platform serves thousands of connections and a database).
+fn block_on_multi(
+    future: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(future).map(|()| ExitCode::SUCCESS)
 }
 
 fn block_on(

@@ -8,9 +8,12 @@ use std::fmt::Write as _;
 use bmslink_proto::value::flag_names;
 use bmslink_proto::{
     Body, Command, CurrentEncoding, Frame, Header, Identifier, Info, Message, Request, Source,
-    Transport, Unit, Value,
+    Transport, Value,
 };
 use serde_json::{json, Map, Value as Json};
+
+use bmslink_platform::values::lower;
+pub use bmslink_platform::values::{hex, value_json};
 
 /// Which identifiers to show.
 #[derive(Clone, Debug, Default)]
@@ -79,45 +82,6 @@ fn header_line(header: &Header) -> String {
         header.terminal,
         header.record
     )
-}
-
-/// The value in engineering units as JSON.
-pub fn value_json(value: &Value<'_>) -> Json {
-    match value {
-        Value::CellVoltages(cells) => {
-            let volts: Vec<f64> = cells.iter().map(|c| c.voltage.volts()).collect();
-            let raw: Vec<u32> = cells.iter().map(|c| c.voltage.0).collect();
-            json!({"value": volts, "unit": "V", "raw": raw})
-        }
-        Value::Temperature(t) => {
-            json!({"value": t.celsius().map(|c| c.0), "unit": "°C", "raw": t.raw})
-        }
-        Value::Current(c) => {
-            json!({"value": c.milliamps().map(|ma| ma.amps()), "unit": "A", "raw": c.raw})
-        }
-        Value::Number(n) => {
-            let value = if n.decimals == 0 {
-                json!(n.raw)
-            } else {
-                json!(n.to_f64())
-            };
-            let mut object = json!({"value": value, "raw": n.raw});
-            if n.unit != Unit::None {
-                object["unit"] = json!(n.unit.symbol());
-            }
-            object
-        }
-        Value::Switch(on) => json!({"value": on}),
-        Value::BatteryType(kind) => json!({"value": kind.name(), "raw": kind.code()}),
-        Value::Warnings(w) => json!({"value": lower(flag_names(*w)), "raw": w.bits()}),
-        Value::Status(s) => json!({"value": lower(flag_names(*s)), "raw": s.bits()}),
-        Value::Text(text) => json!({"value": text.to_string(), "raw": hex(text.raw())}),
-        _ => json!({"value": value.to_string()}),
-    }
-}
-
-fn lower<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
-    names.map(str::to_ascii_lowercase).collect()
 }
 
 /// The value in engineering units as one line of text (cells as a summary).
@@ -287,18 +251,6 @@ pub fn frame_table(offset: Option<u64>, frame: &Frame<&[u8]>, selection: &Select
                 hex(frame.as_bytes())
             );
         }
-    }
-    out
-}
-
-/// Bytes as spaced upper-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        let _ = write!(out, "{b:02X}");
     }
     out
 }

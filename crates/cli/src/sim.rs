@@ -1,5 +1,13 @@
 //! `bmslink sim`: virtual BMSes with simulated packs, on TCP ports or pseudo-terminals, or
 //! uploading to a platform as 4G data boxes, with a live one-line-per-pack summary.
+//!
+//! Uploading comes in two sizes, through the same data boxes (`bmslink_sim::fleet`):
+//! `--packs N --upload HOST:PORT` (up to 1000, a summary line per pack and one for the
+//! connections), and `--fleet N --connect HOST:PORT` (up to 100,000, for load tests: a progress
+//! bar while the connections ramp up, then one summary line). `--connect` is another name of
+//! `--upload`; `--fleet N` takes the place of `--packs N`.
+
+mod fleet;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -11,6 +19,7 @@ use bmslink_core::settings::Settings;
 use bmslink_proto::value::flag_names;
 use bmslink_proto::TerminalId;
 use bmslink_sim::bms::{BmsConfig, BmsEvent, VirtualBms};
+use bmslink_sim::fleet::Fleet;
 use bmslink_sim::pack::PackConfig;
 use bmslink_sim::profile::LoadProfile;
 use bmslink_sim::serve::{self, lock, Faults, Pty, SharedBms};
@@ -20,9 +29,18 @@ use tracing::info;
 /// Arguments of `bmslink sim`.
 #[derive(Debug, Args)]
 pub struct SimArgs {
-    /// Number of packs, each with its own BMS and line.
+    /// Number of packs, each with its own BMS and line (1..=1000).
     #[arg(long, default_value_t = 1)]
     packs: usize,
+    /// A fleet of N data boxes uploading to --connect (1..=100000), each with its own pack and
+    /// BMS: a progress bar while they connect, then one summary line.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "upload",
+        conflicts_with_all = ["packs", "pty", "listen"]
+    )]
+    fleet: Option<usize>,
     /// Cells in series per pack (3..=32).
     #[arg(long, default_value_t = 16)]
     cells: u8,
@@ -40,8 +58,13 @@ pub struct SimArgs {
     #[arg(long, conflicts_with = "upload")]
     pty: bool,
     /// Upload to a monitoring platform (HOST:PORT) as data boxes instead of listening.
-    #[arg(long)]
+    #[arg(long, visible_alias = "connect", value_name = "HOST:PORT")]
     upload: Option<String>,
+    /// Source addresses of the data boxes' connections: "auto" (for a loopback platform, one
+    /// 127.0.0.x per 5000 boxes), "system" (the system's choice), or addresses and ranges
+    /// such as "127.0.0.1-127.0.0.50,127.0.1.1"; box N binds to the N-th, in turn.
+    #[arg(long, default_value = "auto", value_name = "auto|system|LIST")]
+    source_ips: String,
     /// Upload interval (virtual time still runs at --speed).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     interval: Duration,
@@ -102,8 +125,17 @@ impl SimArgs {
                 self.cells
             );
         }
-        if self.packs == 0 || self.packs > 1000 {
-            bail!("--packs {} is outside 1..=1000", self.packs);
+        match self.fleet {
+            Some(boxes) if !(1..=fleet::MAX_FLEET).contains(&boxes) => {
+                bail!("--fleet {boxes} is outside 1..={}", fleet::MAX_FLEET)
+            }
+            None if self.packs == 0 || self.packs > 1000 => {
+                bail!("--packs {} is outside 1..=1000", self.packs)
+            }
+            _ => {}
+        }
+        if self.interval.is_zero() {
+            bail!("--interval must be above zero");
         }
         if !(self.speed > 0.0 && self.speed <= 1e6) {
             bail!("--speed must be above 0 and at most 1000000");
@@ -164,13 +196,21 @@ impl SimArgs {
 pub async fn run(args: SimArgs) -> Result<()> {
     args.check()?;
     let profile = LoadProfile::parse(&args.profile)?;
-    let packs: Vec<SharedBms> = (0..args.packs)
+    let packs: Vec<SharedBms> = (0..args.fleet.unwrap_or(args.packs))
         .map(|index| {
             args.build(index, &profile)
                 .map(|bms| SharedBms::new(bms.into()))
         })
         .collect::<Result<_>>()?;
-    let endpoints = start_lines(&args, &packs).await?;
+    match (&args.upload, args.fleet) {
+        (Some(platform), Some(_)) => fleet::run(&args, platform, packs).await,
+        _ => run_packs(&args, packs).await,
+    }
+}
+
+/// `--packs`: every pack on its line, a summary line per pack.
+async fn run_packs(args: &SimArgs, packs: Vec<SharedBms>) -> Result<()> {
+    let (endpoints, uploading) = start_lines(args, &packs).await?;
     for (index, endpoint) in endpoints.iter().enumerate() {
         println!("pack {}: {endpoint}", index + 1);
     }
@@ -186,25 +226,23 @@ pub async fn run(args: SimArgs) -> Result<()> {
     );
     std::io::stdout().flush()?;
     tokio::spawn(serve::run_clock(packs.clone(), args.speed));
-    summarise(&args, &packs, &endpoints).await;
+    summarise(args, &packs, &endpoints, uploading.as_ref()).await;
     Ok(())
 }
 
-/// Starts every pack's line; returns what to connect to.
-async fn start_lines(args: &SimArgs, packs: &[SharedBms]) -> Result<Vec<String>> {
+/// Starts every pack's line; returns what to connect to, and the data boxes when uploading.
+async fn start_lines(args: &SimArgs, packs: &[SharedBms]) -> Result<(Vec<String>, Option<Fleet>)> {
     let faults = args.faults();
     let mut endpoints = Vec::new();
+    let uploading = match &args.upload {
+        Some(platform) => Some(fleet::start(args, platform, packs.len()).await?),
+        None => None,
+    };
     for (index, bms) in packs.iter().enumerate() {
         let seed = args.seed + index as u64;
-        if let Some(platform) = &args.upload {
+        if let (Some(platform), Some(boxes)) = (&args.upload, &uploading) {
             let terminal = args.terminal_base + index as u32;
-            tokio::spawn(serve::run_data_box(
-                platform.clone(),
-                bms.clone(),
-                args.interval,
-                faults,
-                seed,
-            ));
+            tokio::spawn(boxes.clone().run_box(index, bms.clone()));
             endpoints.push(format!(
                 "data box, terminal {terminal:06X}, uploading to {platform}"
             ));
@@ -228,7 +266,7 @@ async fn start_lines(args: &SimArgs, packs: &[SharedBms]) -> Result<Vec<String>>
             tokio::spawn(serve::serve_tcp(listener, bms.clone(), faults, seed));
         }
     }
-    Ok(endpoints)
+    Ok((endpoints, uploading))
 }
 
 fn summary_line(index: usize, bms: &VirtualBms) -> String {
@@ -262,7 +300,12 @@ fn summary_line(index: usize, bms: &VirtualBms) -> String {
 }
 
 /// Prints the summary until Ctrl-C, and logs what the BMSes did.
-async fn summarise(args: &SimArgs, packs: &[SharedBms], endpoints: &[String]) {
+async fn summarise(
+    args: &SimArgs,
+    packs: &[SharedBms],
+    endpoints: &[String],
+    uploading: Option<&Fleet>,
+) {
     let terminal = std::io::stdout().is_terminal();
     let every = args.summary.unwrap_or(if terminal {
         Duration::from_secs(1)
@@ -283,6 +326,9 @@ async fn summarise(args: &SimArgs, packs: &[SharedBms], endpoints: &[String]) {
                 log_event(index, &endpoints[index], &event);
             }
             lines.push(summary_line(index, &bms));
+        }
+        if let Some(boxes) = uploading {
+            lines.push(fleet::counts_line(boxes, packs.len()));
         }
         let mut out = std::io::stdout().lock();
         if terminal && printed > 0 {

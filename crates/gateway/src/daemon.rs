@@ -5,9 +5,10 @@
 //! ```text
 //!  poller (rack 1) ─┐ RackUpdate                 ┌─► PCS link (CAN) ◄── 0x305 keep-alive
 //!  poller (rack 2) ─┼──────────► site ── watch ──┼─► dry contact
-//!  poller (rack N) ─┘   ▲           ▲            └─► EMS server (Modbus TCP), /metrics
+//!  poller (rack N) ─┘   ▲           ▲            ├─► EMS server (Modbus TCP), /metrics
+//!                       │           │            └─► uplink to the platform (optional)
 //!        ▲ writes       │ heartbeat │ commands
-//!        └──────────────┴───────────┴────────────── EMS server
+//!        └──────────────┴───────────┴────────────── EMS server, uplink
 //! ```
 //!
 //! Every task logs what it does and why; a link that fails is reopened by its own task, so
@@ -31,6 +32,7 @@ use crate::pcs::{run_pcs_link, PcsCommand, PcsSettings};
 use crate::rack::poller::{run_poller, PollerChannels, PollerConfig};
 use crate::rack::{RackHandle, RackUpdate};
 use crate::site::{run_site, EmsCommand, RackIdentity, Site, SiteChannels, SiteSnapshot};
+use crate::uplink::{run_uplink, UplinkOptions, UplinkRack};
 
 /// How long a stopping gateway lets the safe state and the open contact take effect.
 pub const STOP_GRACE: Duration = Duration::from_millis(500);
@@ -210,6 +212,22 @@ impl Gateway {
                 error!("EMS Modbus server stopped: {error}");
             }
         });
+        if let Some(uplink) = &config.uplink {
+            let uplink_racks = racks
+                .iter()
+                .zip(&config.racks)
+                .map(|(handle, rack)| UplinkRack {
+                    handle: handle.clone(),
+                    password: rack.password,
+                })
+                .collect();
+            tasks.spawn(run_uplink(
+                uplink.clone(),
+                uplink_racks,
+                snapshot_rx.clone(),
+                UplinkOptions::default(),
+            ));
+        }
         outputs.spawn(crate::contact::run_dry_contact(
             config.dry_contact.clone(),
             contact_rx.clone(),

@@ -15,6 +15,8 @@
 //! - [`ems`]: the Modbus TCP server (SunSpec models and every NW setting as registers);
 //! - [`contact`]: the dry contact to the PCS's trip input;
 //! - [`metrics`] and [`metrics_server`]: Prometheus counters and `/metrics`;
+//! - [`uplink`]: the racks uploaded to a monitoring platform as data boxes, with a backlog
+//!   (in memory or on disk) while the platform is away, and its reads and writes answered;
 //! - [`daemon`]: `bmslink gateway`, which starts all of the above and wires them together;
 //! - [`clock`]: the core's time on top of tokio's clock.
 
@@ -35,3 +37,4 @@ pub mod rack;
 pub mod site;
 #[cfg(target_os = "linux")]
 pub mod socketcan;
+pub mod uplink;

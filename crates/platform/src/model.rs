@@ -63,6 +63,53 @@ impl std::fmt::Display for Terminal {
     }
 }
 
+/// A platform process's identity in the store: drawn at random when the process starts, so a
+/// restarted process is a new one and never inherits what a crashed one held. Positive, so it
+/// fits a signed 64-bit column as is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProcessId(pub i64);
+
+impl ProcessId {
+    /// A fresh id from the operating system's random source (63 random bits).
+    pub fn random() -> ProcessId {
+        use argon2::password_hash::rand_core::{OsRng, RngCore};
+        // Zero is never drawn: it would look like an unset id in a log.
+        ProcessId(
+            i64::try_from(OsRng.next_u64() >> 1)
+                .unwrap_or(i64::MAX)
+                .max(1),
+        )
+    }
+}
+
+impl std::fmt::Display for ProcessId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Which connection holds a terminal: the platform process, and the connection within it
+/// (a process numbers its connections from 1 and never reuses a number). A disconnection
+/// takes effect only for the connection that still holds the terminal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ConnectionOwner {
+    /// The process.
+    pub process: ProcessId,
+    /// The connection within it.
+    pub connection: u64,
+}
+
+impl std::fmt::Display for ConnectionOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "connection {} of process {}",
+            self.connection, self.process
+        )
+    }
+}
+
 /// One stored upload (or read-all reply): the values the fleet views need as columns, and the
 /// raw frame for audit.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -199,6 +246,11 @@ pub struct TerminalRecord {
     pub last_seen: Timestamp,
     /// Whether it is connected now (to any platform process).
     pub online: bool,
+    /// The connection that claimed it last, while it holds it. It stays recorded when a
+    /// liveness sweep marks the terminal offline (its process's heartbeat was late), so that
+    /// process's next heartbeat can put it back online; a disconnection clears it.
+    #[serde(default)]
+    pub owner: Option<ConnectionOwner>,
 }
 
 /// A terminal with its latest row: one line of the fleet list.

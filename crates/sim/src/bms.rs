@@ -471,8 +471,10 @@ impl VirtualBms {
         r.set(Identifier::ProtocolVersion, &[0x01]);
     }
 
-    /// An active-upload frame with every identifier, as a data box sends it.
+    /// An active-upload frame with every identifier, as a data box sends it. The data box
+    /// reads the BMS to upload, so an upload keeps the BMS awake like a request does.
     pub fn upload(&mut self) -> Vec<u8> {
+        self.last_request = self.now;
         if !self.stale {
             self.refresh_registers();
         }

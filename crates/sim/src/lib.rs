@@ -10,7 +10,9 @@
 //! - [`bms`]: a virtual BMS running bmslink-core on a simulated pack, speaking NW;
 //! - [`profile`]: load profiles (constant, pulses, a solar day, replay of a CSV log);
 //! - [`serve`]: virtual BMSes on TCP ports, pseudo-terminals, or uploading as data boxes, with
-//!   fault injection.
+//!   fault injection;
+//! - [`fleet`]: thousands of data boxes uploading to a platform from one process, with
+//!   source-address spreading, reconnection backoff with jitter and live counters.
 //!
 //! Time is virtual: callers step it. The same seed and the same steps give the same results.
 
@@ -18,6 +20,7 @@
 
 pub mod bms;
 pub mod cell;
+pub mod fleet;
 pub mod pack;
 pub mod profile;
 pub mod serve;

@@ -14,7 +14,7 @@ use bmslink_proto::{Deframer, Event};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::bms::VirtualBms;
@@ -44,7 +44,7 @@ pub struct Faults {
 
 impl Faults {
     /// What becomes of one reply: the chunks to write (none if dropped).
-    fn apply(&self, rng: &mut ChaCha8Rng, mut reply: Vec<u8>) -> Vec<Vec<u8>> {
+    pub(crate) fn apply(&self, rng: &mut ChaCha8Rng, mut reply: Vec<u8>) -> Vec<Vec<u8>> {
         if self.silent || rng.random::<f64>() < self.drop {
             return Vec::new();
         }
@@ -61,9 +61,21 @@ impl Faults {
     }
 }
 
-/// Advances every pack by `speed` x the wall clock, in steps of at most 1 s.
+/// Advances every pack by `speed` x the wall clock, in steps of at most 1 s, waking every
+/// 100 ms.
 pub async fn run_clock(packs: Vec<SharedBms>, speed: f64) {
-    let tick = Duration::from_millis(100);
+    run_clock_every(packs, speed, Duration::from_millis(100)).await;
+}
+
+/// Packs stepped between two yields to the other tasks, so that a clock of thousands of packs
+/// does not hold the runtime for a whole pass.
+const PACKS_PER_YIELD: usize = 512;
+
+/// [`run_clock`] waking every `tick` (at least 10 ms): at real time (`speed` < 10) each wake
+/// steps every pack by `tick`, so a fleet of thousands of slowly changing packs is stepped
+/// every second rather than ten times a second, for a tenth of the work.
+pub async fn run_clock_every(packs: Vec<SharedBms>, speed: f64, tick: Duration) {
+    let tick = tick.max(Duration::from_millis(10));
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut owed = 0.0f64;
@@ -76,15 +88,23 @@ pub async fn run_clock(packs: Vec<SharedBms>, speed: f64) {
         }
         let advance = if speed < 10.0 { owed } else { whole };
         owed -= advance;
-        for bms in &packs {
-            let mut bms = lock(bms);
-            let mut left = advance;
-            while left > 1e-9 {
-                let dt = left.min(1.0);
-                bms.step(Duration::from_secs_f64(dt));
-                left -= dt;
+        for (index, bms) in packs.iter().enumerate() {
+            step_by(bms, advance);
+            if (index + 1) % PACKS_PER_YIELD == 0 {
+                tokio::task::yield_now().await;
             }
         }
+    }
+}
+
+/// Steps one pack by `seconds`, at most 1 s at a time.
+fn step_by(bms: &SharedBms, seconds: f64) {
+    let mut bms = lock(bms);
+    let mut left = seconds;
+    while left > 1e-9 {
+        let dt = left.min(1.0);
+        bms.step(Duration::from_secs_f64(dt));
+        left -= dt;
     }
 }
 
@@ -208,7 +228,8 @@ impl Pty {
 
 /// Uploads like a 4G data box: connects to `platform`, sends an active upload every
 /// `interval` (virtual time runs on regardless), answers the platform's requests on the same
-/// connection, and reconnects with backoff when the connection fails.
+/// connection, and reconnects with backoff and jitter when the connection fails. A fleet of
+/// one ([`crate::fleet`]); `platform` is resolved again while it does not resolve.
 pub async fn run_data_box(
     platform: String,
     bms: SharedBms,
@@ -216,60 +237,29 @@ pub async fn run_data_box(
     faults: Faults,
     seed: u64,
 ) {
-    let mut backoff = Duration::from_millis(500);
-    loop {
-        match TcpStream::connect(&platform).await {
-            Ok(stream) => {
-                info!("data box connected to {platform}");
-                backoff = Duration::from_millis(500);
-                stream.set_nodelay(true).ok();
-                upload_session(stream, &bms, interval, faults, seed, &platform).await;
-                warn!("data box lost the connection to {platform}");
-            }
-            Err(error) => debug!("data box cannot reach {platform}: {error}"),
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
-    }
-}
-
-async fn upload_session(
-    stream: TcpStream,
-    bms: &SharedBms,
-    interval: Duration,
-    faults: Faults,
-    seed: u64,
-    name: &str,
-) {
-    let (mut reader, mut writer) = stream.into_split();
+    let backoff = crate::fleet::Backoff::default();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut deframer = Deframer::new();
-    let mut buffer = [0u8; 2048];
-    let mut ticker = tokio::time::interval(interval);
-    loop {
-        let mut outgoing = Vec::new();
-        tokio::select! {
-            // Every interval: an active upload.
-            _ = ticker.tick() => outgoing.push(lock(bms).upload()),
-            // The platform's requests (and its acknowledgements of uploads, which need no
-            // answer) arrive on the same connection.
-            read = reader.read(&mut buffer) => {
-                let n = match read {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => n,
-                };
-                deframer.feed(&buffer[..n], |event| match event {
-                    Event::Frame(frame, _) => outgoing.extend(lock(bms).handle_request(frame.as_bytes())),
-                    Event::Error(error) => warn!("{name}: {error}"),
-                });
-            }
+    let mut attempt = 0;
+    let address = loop {
+        match tokio::net::lookup_host(&platform)
+            .await
+            .map(|mut a| a.next())
+        {
+            Ok(Some(address)) => break address,
+            Ok(None) => warn!("data box: {platform} resolves to no address"),
+            Err(error) => warn!("data box: cannot resolve {platform}: {error}"),
         }
-        for frame in outgoing {
-            for chunk in faults.apply(&mut rng, frame) {
-                if writer.write_all(&chunk).await.is_err() {
-                    return;
-                }
-            }
+        tokio::time::sleep(backoff.delay(attempt, &mut rng)).await;
+        attempt += 1;
+    };
+    let mut config = crate::fleet::FleetConfig::new(address, interval);
+    config.faults = faults;
+    config.seed = seed;
+    match crate::fleet::Fleet::new(config) {
+        Ok(fleet) => {
+            info!("data box uploading to {platform} ({address})");
+            fleet.run_box(0, bms).await;
         }
+        Err(error) => warn!("data box: {error}"),
     }
 }

@@ -139,4 +139,6 @@ pub(crate) struct FileUplink {
     pub terminals: Spanned<BTreeMap<Spanned<String>, Spanned<i64>>>,
     #[serde(default)]
     pub backlog_dir: Key<String>,
+    #[serde(default)]
+    pub interval: Key<HumanDuration>,
 }

@@ -55,35 +55,7 @@ impl GatewayConfig {
     }
 }
 
-/// Log level.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogLevel {
-    /// Errors only.
-    Error,
-    /// Warnings and errors.
-    Warn,
-    /// Normal operation (default).
-    #[default]
-    Info,
-    /// Every request and reply.
-    Debug,
-    /// With the bytes on the line.
-    Trace,
-}
-
-impl LogLevel {
-    /// The name as a `tracing` filter takes it ("info").
-    pub fn name(self) -> &'static str {
-        match self {
-            LogLevel::Error => "error",
-            LogLevel::Warn => "warn",
-            LogLevel::Info => "info",
-            LogLevel::Debug => "debug",
-            LogLevel::Trace => "trace",
-        }
-    }
-}
+pub use bmslink_config::LogLevel;
 
 /// How the rack BMSes are polled (the same for every rack).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -320,6 +292,8 @@ pub struct UplinkConfig {
     pub server: String,
     /// Terminal id of each rack: `terminals[i]` is that of `racks[i]`.
     pub terminals: Vec<TerminalId>,
+    /// Time between two uploads of a rack (1 s ..= 1 h).
+    pub interval: Duration,
     /// Where unsent readings are kept (`None`: in memory only).
     pub backlog_dir: Option<PathBuf>,
 }

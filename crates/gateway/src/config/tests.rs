@@ -146,6 +146,7 @@ fn embedded_default_documents_every_key() {
         "close",
         "server",
         "backlog_dir",
+        "interval = \"10s\"",
         "[uplink.terminals]",
         "[metrics]",
     ];
@@ -652,6 +653,35 @@ fn uplink_terminals_cover_every_rack_once() {
         "9:1",
         "uplink.terminals",
         "rack \"b\" has no terminal number",
+    );
+}
+
+#[test]
+fn uplink_interval_defaults_to_10_s_within_1_s_to_1_h() {
+    let uplink = |extra: &str| {
+        format!("{RACK}[uplink]\nserver = \"platform:9100\"\n{extra}[uplink.terminals]\na = 7\n")
+    };
+    let config = load_ok(&uplink(""));
+    assert_eq!(
+        config.uplink.map(|u| u.interval),
+        Some(std::time::Duration::from_secs(10))
+    );
+    let config = load_ok(&uplink("interval = \"1m\"\n"));
+    assert_eq!(
+        config.uplink.map(|u| u.interval),
+        Some(std::time::Duration::from_secs(60))
+    );
+    assert_error(
+        &uplink("interval = \"500ms\"\n"),
+        "6:12",
+        "uplink.interval",
+        "500ms is outside 1s..=1h",
+    );
+    assert_error(
+        &uplink("interval = \"2h\"\n"),
+        "6:12",
+        "uplink.interval",
+        "2h is outside 1s..=1h",
     );
 }
 

@@ -10,6 +10,30 @@
 //! every process subscribed with [`Store::subscribe_commands`] receives (in process for
 //! SQLite; PostgreSQL's LISTEN/NOTIFY across processes), so the process that holds the
 //! terminal's connection runs it, whichever process's API took it.
+//!
+//! # Which terminal is online, with several processes
+//!
+//! A terminal is online while a connection holds it; the store records which one, as a
+//! [`ConnectionOwner`] (process id and connection number), and three rules keep the online
+//! flag true with processes that share a database, reconnecting boxes and crashes:
+//!
+//! 1. **The latest claim owns.** [`Store::terminal_connected`] marks the terminal online and
+//!    records the claiming connection, whichever held it before (a box that reconnected to
+//!    another process, before its old connection ended).
+//! 2. **Only the owner disconnects.** [`Store::terminal_disconnected`] takes effect only if
+//!    the terminal is still held by that connection: a stale connection's late end never marks
+//!    a reconnected terminal offline.
+//! 3. **A dead process holds nothing.** Each process registers itself and renews a heartbeat
+//!    ([`Store::process_heartbeat`]); [`Store::sweep_processes`] (run by every live process)
+//!    marks offline the terminals of processes whose heartbeat is older than the timeout, and
+//!    forgets those processes. The owner stays recorded, so a process that was only late (a
+//!    stalled database connection, a paused VM) puts its terminals back online at its next
+//!    heartbeat; a crashed one never comes back (a restart draws a new id). A process that
+//!    stops cleanly says so ([`Store::process_stopped`]).
+//!
+//! Heartbeat times and sweep cut-offs come from the processes' clocks, so their clocks must
+//! agree (NTP) to well within the timeout. SQLite holds one process, and the same rules apply:
+//! after a crash, the restarted process sweeps its predecessor's terminals.
 
 use std::fmt;
 use std::future::Future;
@@ -18,10 +42,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
+mod codec;
+pub mod postgres;
+pub mod sqlite;
+
 use crate::model::{
-    Alarm, AlarmKind, AuditEntry, Command, CommandRequest, CommandState, Credential, FleetEntry,
-    HistoryPoint, Registration, Resolution, Role, TelemetryRow, Terminal, TerminalRecord,
-    Timestamp, User,
+    Alarm, AlarmKind, AuditEntry, Command, CommandRequest, CommandState, ConnectionOwner,
+    Credential, FleetEntry, HistoryPoint, ProcessId, Registration, Resolution, Role, TelemetryRow,
+    Terminal, TerminalRecord, Timestamp, User,
 };
 
 /// Why a store operation failed.
@@ -111,6 +139,15 @@ pub struct MaintenanceReport {
     pub rollups_deleted: u64,
 }
 
+/// What a liveness sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepReport {
+    /// Processes forgotten (heartbeat older than the cut-off).
+    pub processes: u64,
+    /// Terminals marked offline (their owner is not a live process).
+    pub terminals: u64,
+}
+
 /// Which alarms to list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AlarmFilter {
@@ -180,21 +217,25 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     // --- Terminals ---------------------------------------------------------------------------
 
-    /// A connection claimed `terminal` at `at`: creates it (approved, or pending when
-    /// `approve_new` is false) or marks it online; returns its record.
+    /// Connection `owner` claimed `terminal` at `at`: creates it (approved, or pending when
+    /// `approve_new` is false) or marks it online, and records `owner` as its holder whoever
+    /// held it before (rule 1 of the module docs); returns its record.
     fn terminal_connected(
         &self,
         terminal: Terminal,
+        owner: ConnectionOwner,
         at: Timestamp,
         approve_new: bool,
     ) -> impl Future<Output = StoreResult<TerminalRecord>> + Send;
 
-    /// The terminal's connection ended at `at`.
+    /// Connection `owner` of `terminal` ended at `at`: marks the terminal offline if `owner`
+    /// still holds it, else changes nothing (rule 2); returns whether it did.
     fn terminal_disconnected(
         &self,
         terminal: Terminal,
+        owner: ConnectionOwner,
         at: Timestamp,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
 
     /// One terminal.
     fn terminal(
@@ -218,6 +259,32 @@ pub trait Store: Clone + Send + Sync + 'static {
         terminal: Terminal,
         name: Option<String>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+
+    // --- Processes ---------------------------------------------------------------------------
+
+    /// `process` is alive at `at`: registers it or renews its heartbeat, and puts back online
+    /// the terminals it still holds that a sweep marked offline while its heartbeat was late
+    /// (rule 3); returns how many it put back.
+    fn process_heartbeat(
+        &self,
+        process: ProcessId,
+        at: Timestamp,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    /// Marks offline every online terminal not held by a live process (one whose heartbeat
+    /// is at or after `cutoff`), and forgets the processes whose heartbeat is older.
+    fn sweep_processes(
+        &self,
+        cutoff: Timestamp,
+    ) -> impl Future<Output = StoreResult<SweepReport>> + Send;
+
+    /// `process` stops at `at`: marks offline the terminals it still holds, releases them and
+    /// forgets the process; returns how many terminals it marked offline.
+    fn process_stopped(
+        &self,
+        process: ProcessId,
+        at: Timestamp,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     // --- Alarms ------------------------------------------------------------------------------
 

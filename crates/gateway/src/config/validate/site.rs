@@ -15,7 +15,10 @@ use super::super::model::{
 };
 use super::super::network::IpNetwork;
 use super::super::values::Timeout;
-use super::{ms, span_of, Checker, Setting};
+use super::{duration_setting, ms, span_of, Checker, Setting};
+
+/// Time between two uploads of a rack, unless the file says otherwise.
+const DEFAULT_UPLINK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The EMS server's default listen address: unprivileged, this machine only.
 const DEFAULT_EMS_LISTEN: SocketAddr =
@@ -294,9 +297,11 @@ impl Checker<'_> {
             .iter()
             .map(|rack| self.rack_terminal(&by_rack, rack, file))
             .collect();
+        let interval = duration_setting(&file.interval, DEFAULT_UPLINK_INTERVAL);
         UplinkConfig {
             server: file.server.get_ref().clone(),
             terminals,
+            interval: self.duration_in(&interval, "uplink.interval", ms(1000), ms(3_600_000)),
             backlog_dir: self.backlog_dir(&file.backlog_dir),
         }
     }

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The platform's connection-scale figure: one `bmslink platform` process on SQLite holding N
+# data boxes (default 19,000, under the 20,000 open files a process may have here) that upload
+# every second, for a steady window (default 600 s).
+#
+#   crates/platform/benches/fleet.sh [BOXES] [SECONDS]
+#
+# The boxes are `bmslink sim --fleet` processes (full pack physics and BMS logic per box), two
+# of them so neither needs more than ~10,000 sockets, spread over 127.0.0.x source addresses.
+# Reported: uploads the boxes sent and saw acknowledged, rows stored (SQLite, counted at the
+# end), the platform's resident memory per connection and CPU share, and the listener's
+# arrival -> stored latency quantiles (its log line).
+set -euo pipefail
+boxes=${1:-19000}
+seconds=${2:-600}
+cd "$(dirname "$0")/../../.."
+cargo build --release -q -p bmslink
+bin=$PWD/target/release/bmslink
+dir=$(mktemp -d)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
+trap cleanup EXIT
+
+devices=19300 http=19301
+cat >"$dir/platform.toml" <<TOML
+data_dir = "$dir/data"
+[devices]
+listen = "127.0.0.1:$devices"
+[http]
+listen = "127.0.0.1:$http"
+TOML
+"$bin" platform --config "$dir/platform.toml" 2>"$dir/platform.log" &
+platform=$!
+pids+=($platform)
+sleep 2
+
+half=$((boxes / 2))
+"$bin" sim --fleet "$half" --connect 127.0.0.1:$devices --interval 1s --terminal-base 100000 \
+  --source-ips 127.0.0.1-127.0.0.2 >"$dir/sim1.log" 2>&1 &
+pids+=($!)
+"$bin" sim --fleet "$((boxes - half))" --connect 127.0.0.1:$devices --interval 1s \
+  --terminal-base 200000 --source-ips 127.0.0.3-127.0.0.4 >"$dir/sim2.log" 2>&1 &
+pids+=($!)
+
+# Ramp-up: wait until every box is connected (the listener's open connections).
+for _ in $(seq 1 120); do
+  open=$(ls /proc/$platform/fd 2>/dev/null | wc -l)
+  [ "$open" -ge "$boxes" ] && break
+  sleep 1
+done
+echo "platform has $(ls /proc/$platform/fd | wc -l) open files"
+sleep 5
+
+ticks() { awk '{print $14 + $15}' "/proc/$platform/stat"; }
+hz=$(getconf CLK_TCK)
+start_ticks=$(ticks)
+start_time=$(date +%s.%N)
+sleep "$seconds"
+end_ticks=$(ticks)
+end_time=$(date +%s.%N)
+rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$platform/status")
+
+# Stop the boxes first (their summary lines), then the platform (it commits what it holds).
+for pid in "${pids[@]:1}"; do kill -INT "$pid" 2>/dev/null || true; done
+sleep 3
+kill -TERM "$platform"
+wait "$platform" || true
+echo "--- boxes (last summary line of each fleet) ---"
+for log in "$dir/sim1.log" "$dir/sim2.log"; do tr '\r' '\n' <"$log" | grep -a "connected" | tail -1; done
+echo "--- platform (last listener line) ---"
+grep -a "device listener:" "$dir/platform.log" | tail -1
+stored=$(python3 - "$dir/data/platform.sqlite" <<'PY'
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("select count(*) from telemetry").fetchone()[0])
+PY
+)
+awk -v t=$((end_ticks - start_ticks)) -v hz="$hz" -v s0="$start_time" -v s1="$end_time" \
+    -v rss="$rss_kb" -v n="$boxes" -v stored="$stored" 'BEGIN {
+  s = s1 - s0
+  printf "%d boxes, window %.0f s: platform CPU %.1f %% of one core; RSS %.0f MB = %.1f KB per connection; %d rows stored in all\n",
+    n, s, 100 * t / hz / s, rss / 1024, rss / n, stored
+}'

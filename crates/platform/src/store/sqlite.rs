@@ -1,0 +1,577 @@
+//! [`SqliteStore`]: the embedded default store, one SQLite file (WAL) under the platform's data
+//! directory.
+//!
+//! SQLite is synchronous, so it never runs on the async executor:
+//!
+//! ```text
+//!  async callers ──jobs (mpsc)──► writer thread: the one read-write connection
+//!        │                         (every write in arrival order, one transaction each;
+//!        │                          telemetry batches queued together: one transaction)
+//!        └──spawn_blocking──► reader pool: up to READERS query-only connections
+//!                              (WAL: readers never block the writer, nor it them)
+//! ```
+//!
+//! A write returns once its transaction committed, and readers start a fresh snapshot per
+//! query, so a read issued after a write returned sees it. Connections run with
+//! `journal_mode=WAL`, `synchronous=NORMAL` (durable across a process crash; a power loss may
+//! lose the last transactions, never corrupt the file), a busy timeout and foreign keys on.
+//! An in-memory store ([`SqliteStore::open_in_memory`]) has no readers: everything runs on the
+//! writer thread.
+//!
+//! Command notices ([`CommandNotice`]) are an in-process broadcast channel: one SQLite file
+//! belongs to one platform process.
+
+mod processes;
+mod records;
+mod schema;
+mod telemetry;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{broadcast, oneshot, Semaphore};
+use writer::WriteJob;
+
+use crate::model::{
+    Alarm, AlarmKind, AuditEntry, Command, CommandRequest, CommandState, ConnectionOwner,
+    Credential, FleetEntry, HistoryPoint, ProcessId, Registration, Resolution, Role, TelemetryRow,
+    Terminal, TerminalRecord, Timestamp, User,
+};
+use crate::store::{
+    AlarmFilter, CommandNotice, InsertReport, MaintenanceReport, Retention, Store, StoreError,
+    StoreResult, SweepReport,
+};
+
+pub use schema::SCHEMA_VERSION;
+
+/// Query-only connections kept for reads.
+const READERS: usize = 4;
+/// How long a statement waits for a lock held by another connection (another process, or a
+/// WAL checkpoint) before giving up with `Unavailable`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Command notices buffered per subscriber before a slow one starts missing them.
+const NOTICE_CAPACITY: usize = 1024;
+
+/// The SQLite store. Cheap to clone: clones share the writer thread, the readers and the
+/// notice channel. The writer thread ends when the last clone is dropped.
+#[derive(Clone)]
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path = self.shared.readers.as_ref().map(|r| r.path.as_path());
+        f.debug_struct("SqliteStore").field("path", &path).finish()
+    }
+}
+
+struct Shared {
+    writer: mpsc::Sender<WriteJob>,
+    /// `None` for an in-memory database (reads go to the writer).
+    readers: Option<ReaderPool>,
+    notices: broadcast::Sender<CommandNotice>,
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
+}
+
+impl SqliteStore {
+    /// Opens (creating it, and its directory, if needed) the database at `path` and brings its
+    /// schema up to date; `SchemaTooNew` if a newer bmslink wrote it.
+    pub fn open(path: &Path) -> StoreResult<SqliteStore> {
+        create_parent(path)?;
+        let mut writer = open_connection(path, false)?;
+        writer
+            .pragma_update(None, "journal_mode", "WAL")
+            .context("switching to WAL")?;
+        schema::migrate(&mut writer)?;
+        let readers = ReaderPool {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(READERS)),
+        };
+        SqliteStore::start(writer, Some(readers))
+    }
+
+    /// A private database in memory (tests, demos): gone when the last clone is dropped.
+    pub fn open_in_memory() -> StoreResult<SqliteStore> {
+        let mut writer = Connection::open_in_memory().context("opening an in-memory database")?;
+        configure(&writer, false)?;
+        schema::migrate(&mut writer)?;
+        SqliteStore::start(writer, None)
+    }
+
+    fn start(writer: Connection, readers: Option<ReaderPool>) -> StoreResult<SqliteStore> {
+        let (notices, _) = broadcast::channel(NOTICE_CAPACITY);
+        Ok(SqliteStore {
+            shared: Arc::new(Shared {
+                writer: writer::spawn(writer)?,
+                readers,
+                notices,
+            }),
+        })
+    }
+
+    /// Runs `job` on the writer connection.
+    async fn write<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = WriteJob::Other(Box::new(move |connection| {
+            // The caller may have gone (cancelled): then nobody needs the answer.
+            let _ = reply.send(job(connection));
+        }));
+        self.shared.writer.send(job).map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    /// Runs `job` on a reader connection (on the writer for an in-memory database).
+    async fn read<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let Some(pool) = &self.shared.readers else {
+            return self.write(move |connection| job(connection)).await;
+        };
+        let permit = Arc::clone(&pool.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite reader pool is closed".into()))?;
+        let shared = Arc::clone(&self.shared);
+        let run = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let pool = shared.readers.as_ref().ok_or_else(writer_gone)?;
+            let connection = pool.take()?;
+            let result = job(&connection);
+            pool.give_back(connection);
+            result
+        });
+        run.await
+            .map_err(|e| StoreError::Unavailable(format!("a SQLite read task failed: {e}")))?
+    }
+
+    fn announce(&self, notice: CommandNotice) {
+        // No subscriber yet is fine: queued commands are also found by `queued_commands`.
+        let _ = self.shared.notices.send(notice);
+    }
+}
+
+impl ReaderPool {
+    fn take(&self) -> StoreResult<Connection> {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        match idle {
+            Some(connection) => Ok(connection),
+            None => open_connection(&self.path, true),
+        }
+    }
+
+    fn give_back(&self, connection: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < READERS {
+            idle.push(connection);
+        }
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("the SQLite writer thread has stopped (see the log)".into())
+}
+
+fn create_parent(path: &Path) -> StoreResult<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot create the directory {}: {e}",
+                dir.display()
+            ))
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn open_connection(path: &Path, query_only: bool) -> StoreResult<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let connection = Connection::open_with_flags(path, flags).map_err(|e| {
+        StoreError::Unavailable(format!(
+            "cannot open the SQLite database {}: {e}",
+            path.display()
+        ))
+    })?;
+    configure(&connection, query_only)?;
+    Ok(connection)
+}
+
+fn configure(connection: &Connection, query_only: bool) -> StoreResult<()> {
+    connection
+        .busy_timeout(BUSY_TIMEOUT)
+        .context("setting the busy timeout")?;
+    let pragmas = [
+        ("synchronous", "NORMAL"),
+        ("foreign_keys", "ON"),
+        ("temp_store", "MEMORY"),
+        // 64 MiB of page cache (negative: KiB).
+        ("cache_size", "-65536"),
+        ("query_only", if query_only { "ON" } else { "OFF" }),
+        // Checkpoint every ~64 MiB of WAL rather than 4 MiB: a page rewritten by many
+        // transactions (a busy index leaf) is copied back to the database once per checkpoint.
+        ("wal_autocheckpoint", "16384"),
+    ];
+    for (name, value) in pragmas {
+        connection
+            .pragma_update(None, name, value)
+            .context(&format!("setting {name}={value}"))?;
+    }
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Maps a SQLite error to a [`StoreError`] that says what was being done.
+fn store_error(error: &rusqlite::Error, doing: &str) -> StoreError {
+    use rusqlite::ErrorCode;
+    let text = format!("SQLite, {doing}: {error}");
+    match error {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            ErrorCode::ConstraintViolation => StoreError::Conflict(text),
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::Corrupt(text),
+            // Disk full, read-only file, I/O error, locked, cannot open, out of memory...
+            _ => StoreError::Unavailable(text),
+        },
+        rusqlite::Error::FromSqlConversionFailure(..)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::InvalidColumnType(..)
+        | rusqlite::Error::Utf8Error(..) => StoreError::Corrupt(text),
+        _ => StoreError::Unavailable(text),
+    }
+}
+
+/// Runs a query and converts every row with `convert`.
+fn query_all<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    doing: &str,
+    convert: impl Fn(&rusqlite::Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut statement = connection.prepare_cached(sql).context(doing)?;
+    let mut rows = statement.query(params).context(doing)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().context(doing)? {
+        out.push(convert(row)?);
+    }
+    Ok(out)
+}
+
+/// Runs a query and converts its first row, if any.
+fn query_first<T>(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    doing: &str,
+    convert: impl Fn(&rusqlite::Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    let mut statement = connection.prepare_cached(sql).context(doing)?;
+    let mut rows = statement.query(params).context(doing)?;
+    rows.next().context(doing)?.map(convert).transpose()
+}
+
+/// One column of a result row, by name.
+fn column<T: rusqlite::types::FromSql>(row: &rusqlite::Row<'_>, name: &str) -> StoreResult<T> {
+    row.get(name).context(&format!("reading the column {name}"))
+}
+
+/// Adds what was being done to a SQLite error.
+trait Context<T> {
+    fn context(self, doing: &str) -> StoreResult<T>;
+}
+
+impl<T> Context<T> for Result<T, rusqlite::Error> {
+    fn context(self, doing: &str) -> StoreResult<T> {
+        self.map_err(|e| store_error(&e, doing))
+    }
+}
+
+impl Store for SqliteStore {
+    async fn insert_telemetry(&self, rows: Vec<TelemetryRow>) -> StoreResult<InsertReport> {
+        if rows.is_empty() {
+            return Ok(InsertReport::default());
+        }
+        let (reply, answer) = oneshot::channel();
+        let job = WriteJob::Telemetry(rows, reply);
+        self.shared.writer.send(job).map_err(|_| writer_gone())?;
+        answer.await.map_err(|_| writer_gone())?
+    }
+
+    async fn latest(&self, terminal: Terminal) -> StoreResult<Option<TelemetryRow>> {
+        self.read(move |c| telemetry::latest(c, terminal)).await
+    }
+
+    async fn history(
+        &self,
+        terminal: Terminal,
+        from: Timestamp,
+        to: Timestamp,
+        resolution: Resolution,
+    ) -> StoreResult<Vec<HistoryPoint>> {
+        self.read(move |c| telemetry::history(c, terminal, from, to, resolution))
+            .await
+    }
+
+    async fn maintain(
+        &self,
+        now: Timestamp,
+        retention: Retention,
+    ) -> StoreResult<MaintenanceReport> {
+        self.write(move |c| telemetry::maintain(c, now, retention))
+            .await
+    }
+
+    async fn terminal_connected(
+        &self,
+        terminal: Terminal,
+        owner: ConnectionOwner,
+        at: Timestamp,
+        approve_new: bool,
+    ) -> StoreResult<TerminalRecord> {
+        self.write(move |c| records::terminal_connected(c, terminal, owner, at, approve_new))
+            .await
+    }
+
+    async fn terminal_disconnected(
+        &self,
+        terminal: Terminal,
+        owner: ConnectionOwner,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        self.write(move |c| records::terminal_disconnected(c, terminal, owner, at))
+            .await
+    }
+
+    async fn process_heartbeat(&self, process: ProcessId, at: Timestamp) -> StoreResult<u64> {
+        self.write(move |c| processes::heartbeat(c, process, at))
+            .await
+    }
+
+    async fn sweep_processes(&self, cutoff: Timestamp) -> StoreResult<SweepReport> {
+        self.write(move |c| processes::sweep(c, cutoff)).await
+    }
+
+    async fn process_stopped(&self, process: ProcessId, at: Timestamp) -> StoreResult<u64> {
+        self.write(move |c| processes::stopped(c, process, at))
+            .await
+    }
+
+    async fn terminal(&self, terminal: Terminal) -> StoreResult<Option<TerminalRecord>> {
+        self.read(move |c| records::terminal(c, terminal)).await
+    }
+
+    async fn fleet(&self) -> StoreResult<Vec<FleetEntry>> {
+        self.read(records::fleet).await
+    }
+
+    async fn set_registration(
+        &self,
+        terminal: Terminal,
+        registration: Registration,
+    ) -> StoreResult<()> {
+        self.write(move |c| records::set_registration(c, terminal, registration))
+            .await
+    }
+
+    async fn set_terminal_name(&self, terminal: Terminal, name: Option<String>) -> StoreResult<()> {
+        self.write(move |c| records::set_terminal_name(c, terminal, name.as_deref()))
+            .await
+    }
+
+    async fn raise_alarm(
+        &self,
+        terminal: Terminal,
+        kind: AlarmKind,
+        detail: String,
+        at: Timestamp,
+    ) -> StoreResult<(i64, bool)> {
+        self.write(move |c| records::raise_alarm(c, terminal, &kind, &detail, at))
+            .await
+    }
+
+    async fn clear_alarm(
+        &self,
+        terminal: Terminal,
+        kind: AlarmKind,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        self.write(move |c| records::clear_alarm(c, terminal, &kind, at))
+            .await
+    }
+
+    async fn alarms(&self, filter: AlarmFilter) -> StoreResult<Vec<Alarm>> {
+        self.read(move |c| records::alarms(c, filter)).await
+    }
+
+    async fn acknowledge_alarm(&self, id: i64, user: String, at: Timestamp) -> StoreResult<Alarm> {
+        self.write(move |c| records::acknowledge_alarm(c, id, &user, at))
+            .await
+    }
+
+    async fn enqueue_command(
+        &self,
+        terminal: Terminal,
+        request: CommandRequest,
+        issued_by: String,
+        at: Timestamp,
+    ) -> StoreResult<i64> {
+        let id = self
+            .write(move |c| records::enqueue_command(c, terminal, &request, &issued_by, at))
+            .await?;
+        self.announce(CommandNotice::Queued { id, terminal });
+        Ok(id)
+    }
+
+    async fn claim_command(&self, id: i64) -> StoreResult<Option<Command>> {
+        self.write(move |c| records::claim_command(c, id)).await
+    }
+
+    async fn queued_commands(&self, terminal: Terminal) -> StoreResult<Vec<Command>> {
+        self.read(move |c| records::queued_commands(c, terminal))
+            .await
+    }
+
+    async fn finish_command(&self, id: i64, state: CommandState) -> StoreResult<()> {
+        self.write(move |c| records::finish_command(c, id, &state))
+            .await?;
+        self.announce(CommandNotice::Finished { id });
+        Ok(())
+    }
+
+    async fn command(&self, id: i64) -> StoreResult<Option<Command>> {
+        self.read(move |c| records::command(c, id)).await
+    }
+
+    fn subscribe_commands(&self) -> broadcast::Receiver<CommandNotice> {
+        self.shared.notices.subscribe()
+    }
+
+    async fn create_user(
+        &self,
+        name: String,
+        role: Role,
+        password_hash: String,
+        at: Timestamp,
+    ) -> StoreResult<User> {
+        self.write(move |c| records::create_user(c, &name, role, &password_hash, at))
+            .await
+    }
+
+    async fn user_by_name(&self, name: String) -> StoreResult<Option<User>> {
+        self.read(move |c| records::user_by_name(c, &name)).await
+    }
+
+    async fn users(&self) -> StoreResult<Vec<User>> {
+        self.read(records::users).await
+    }
+
+    async fn update_user(
+        &self,
+        id: i64,
+        role: Option<Role>,
+        password_hash: Option<String>,
+    ) -> StoreResult<User> {
+        self.write(move |c| records::update_user(c, id, role, password_hash.as_deref()))
+            .await
+    }
+
+    async fn delete_user(&self, id: i64) -> StoreResult<()> {
+        self.write(move |c| records::delete_user(c, id)).await
+    }
+
+    async fn insert_credential(&self, credential: Credential) -> StoreResult<()> {
+        self.write(move |c| records::insert_credential(c, &credential))
+            .await
+    }
+
+    async fn credential(
+        &self,
+        secret_hash: String,
+        now: Timestamp,
+    ) -> StoreResult<Option<(Credential, User)>> {
+        self.read(move |c| records::credential(c, &secret_hash, now))
+            .await
+    }
+
+    async fn delete_credential(&self, secret_hash: String) -> StoreResult<()> {
+        self.write(move |c| records::delete_credential(c, &secret_hash))
+            .await
+    }
+
+    async fn tokens_of(&self, user_id: i64) -> StoreResult<Vec<Credential>> {
+        self.read(move |c| records::tokens_of(c, user_id)).await
+    }
+
+    async fn audit(&self, entry: AuditEntry) -> StoreResult<()> {
+        self.write(move |c| records::audit(c, &entry)).await
+    }
+
+    async fn audit_log(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        self.read(move |c| records::audit_log(c, from, to, limit))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(code: std::ffi::c_int) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None)
+    }
+
+    #[test]
+    fn errors_say_what_failed_and_what_to_do() {
+        let full = store_error(&failure(rusqlite::ffi::SQLITE_FULL), "storing telemetry");
+        assert!(matches!(&full, StoreError::Unavailable(t) if t.contains("storing telemetry")));
+        assert!(full.to_string().contains("full"), "{full}");
+        let read_only = store_error(&failure(rusqlite::ffi::SQLITE_READONLY), "x");
+        assert!(
+            matches!(read_only, StoreError::Unavailable(_)),
+            "{read_only:?}"
+        );
+        let unique = store_error(&failure(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE), "x");
+        assert!(matches!(unique, StoreError::Conflict(_)), "{unique:?}");
+        let corrupt = store_error(&failure(rusqlite::ffi::SQLITE_NOTADB), "x");
+        assert!(matches!(corrupt, StoreError::Corrupt(_)), "{corrupt:?}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("platform.sqlite");
+        std::fs::write(&path, vec![0x42; 8192]).unwrap();
+        let error = SqliteStore::open(&path).unwrap_err();
+        assert!(
+            matches!(error, StoreError::Corrupt(_) | StoreError::Unavailable(_)),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("not a database"), "{error}");
+    }
+}
