@@ -3,19 +3,23 @@
 # data boxes (default 19,000, under the 20,000 open files a process may have here) that upload
 # every second, for a steady window (default 600 s).
 #
-#   crates/platform/benches/fleet.sh [BOXES] [SECONDS]
+#   crates/platform/benches/fleet.sh [BOXES] [SECONDS] [flood|sim]
 #
-# The boxes are `bmslink sim --fleet` processes (full pack physics and BMS logic per box), two
-# of them so neither needs more than ~10,000 sockets, spread over 127.0.0.x source addresses.
+# The boxes are, with `flood` (default), the platform's `flood` example in data-box mode: one
+# 16-cell upload per box per second from spread phases, little CPU, so the platform has the
+# machine; with `sim`, two `bmslink sim --fleet` processes (full pack physics and BMS logic
+# per box), which on this 2-core machine take more CPU than the platform and starve it.
 # Reported: uploads the boxes sent and saw acknowledged, rows stored (SQLite, counted at the
 # end), the platform's resident memory per connection and CPU share, and the listener's
 # arrival -> stored latency quantiles (its log line).
 set -euo pipefail
 boxes=${1:-19000}
 seconds=${2:-600}
+generator=${3:-flood}
 cd "$(dirname "$0")/../../.."
-cargo build --release -q -p bmslink
+cargo build --release -q -p bmslink -p bmslink-platform --example flood
 bin=$PWD/target/release/bmslink
+flood=$PWD/target/release/examples/flood
 dir=$(mktemp -d)
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$dir"; }
@@ -34,13 +38,19 @@ platform=$!
 pids+=($platform)
 sleep 2
 
-half=$((boxes / 2))
-"$bin" sim --fleet "$half" --connect 127.0.0.1:$devices --interval 1s --terminal-base 100000 \
-  --source-ips 127.0.0.1-127.0.0.2 >"$dir/sim1.log" 2>&1 &
-pids+=($!)
-"$bin" sim --fleet "$((boxes - half))" --connect 127.0.0.1:$devices --interval 1s \
-  --terminal-base 200000 --source-ips 127.0.0.3-127.0.0.4 >"$dir/sim2.log" 2>&1 &
-pids+=($!)
+if [ "$generator" = flood ]; then
+  (ulimit -n 20000; exec "$flood" 127.0.0.1:$devices "$boxes" 1 "$seconds" 100000 1000) \
+    >"$dir/flood.out" 2>&1 &
+  pids+=($!)
+else
+  half=$((boxes / 2))
+  "$bin" sim --fleet "$half" --connect 127.0.0.1:$devices --interval 1s --terminal-base 100000 \
+    --source-ips 127.0.0.1-127.0.0.2 >"$dir/sim1.log" 2>&1 &
+  pids+=($!)
+  "$bin" sim --fleet "$((boxes - half))" --connect 127.0.0.1:$devices --interval 1s \
+    --terminal-base 200000 --source-ips 127.0.0.3-127.0.0.4 >"$dir/sim2.log" 2>&1 &
+  pids+=($!)
+fi
 
 # Ramp-up: wait until every box is connected (the listener's open connections).
 for _ in $(seq 1 120); do
@@ -61,12 +71,18 @@ end_time=$(date +%s.%N)
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$platform/status")
 
 # Stop the boxes first (their summary lines), then the platform (it commits what it holds).
-for pid in "${pids[@]:1}"; do kill -INT "$pid" 2>/dev/null || true; done
-sleep 3
+if [ "$generator" = flood ]; then
+  sleep 15  # flood measures SECONDS after its own warm-up, then reports
+  echo "--- boxes ---"
+  cat "$dir/flood.out"
+else
+  for pid in "${pids[@]:1}"; do kill -INT "$pid" 2>/dev/null || true; done
+  sleep 3
+  echo "--- boxes (last summary line of each fleet) ---"
+  for log in "$dir/sim1.log" "$dir/sim2.log"; do tr '\r' '\n' <"$log" | grep -a "connected" | tail -1; done
+fi
 kill -TERM "$platform"
 wait "$platform" || true
-echo "--- boxes (last summary line of each fleet) ---"
-for log in "$dir/sim1.log" "$dir/sim2.log"; do tr '\r' '\n' <"$log" | grep -a "connected" | tail -1; done
 echo "--- platform (last listener line) ---"
 grep -a "device listener:" "$dir/platform.log" | tail -1
 stored=$(python3 - "$dir/data/platform.sqlite" <<'PY'

@@ -5,8 +5,12 @@
 //! only after the commit) and the upload -> acknowledgement latency.
 //!
 //! ```text
-//! cargo run --release -p bmslink-platform --example flood -- HOST:PORT CONNECTIONS WINDOW SECONDS [TERMINAL_BASE]
+//! cargo run --release -p bmslink-platform --example flood -- HOST:PORT CONNECTIONS WINDOW SECONDS [TERMINAL_BASE] [INTERVAL_MS]
 //! ```
+//!
+//! With INTERVAL_MS, each connection behaves like a real data box instead: one upload every
+//! interval (from a random phase), whatever the acknowledgements do; WINDOW is then unused.
+//! The report adds uploads sent, so sent vs stored shows whether the platform kept up.
 //!
 //! Connections are spread over 127.0.0.x source addresses (5,000 per address) for a loopback
 //! platform. Frames are built once per upload with the protocol crate's `FrameBuilder` (the
@@ -62,15 +66,25 @@ fn upload(
 
 #[derive(Default)]
 struct Totals {
+    sent: AtomicU64,
     acked: AtomicU64,
     latencies_us: Mutex<Vec<u32>>,
+}
+
+/// How a connection paces its uploads.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// As fast as acknowledged, at most this many outstanding.
+    Window(usize),
+    /// One per interval.
+    Every(Duration),
 }
 
 async fn run_box(
     platform: SocketAddr,
     source: IpAddr,
     terminal: TerminalId,
-    window: usize,
+    pace: Pace,
     fields: Arc<Vec<(bmslink_proto::Identifier, Vec<u8>)>>,
     totals: Arc<Totals>,
     measuring: Arc<std::sync::atomic::AtomicBool>,
@@ -90,14 +104,40 @@ async fn run_box(
     let mut deframer = Deframer::new();
     let mut buffer = vec![0u8; 4096];
     let mut latencies = Vec::new();
-    loop {
-        while sent_at.len() < window {
-            sequence = (sequence + 1) & RecordNumber::MAX_SEQUENCE;
-            let frame = upload(terminal, sequence, &fields);
-            writer.write_all(&frame).await.map_err(|e| e.to_string())?;
-            sent_at.push_back(Instant::now());
+    let mut ticker = match pace {
+        Pace::Every(interval) => {
+            // Phases spread over the interval, so the uploads do not come in one burst.
+            let step = u64::from(terminal.number() % 1000) * interval.as_micros() as u64 / 1000;
+            let phase = Duration::from_micros(step);
+            tokio::time::interval_at(tokio::time::Instant::now() + phase, interval)
         }
-        let n = reader.read(&mut buffer).await.map_err(|e| e.to_string())?;
+        Pace::Window(_) => tokio::time::interval(Duration::from_secs(3600)),
+    };
+    loop {
+        if let Pace::Window(window) = pace {
+            while sent_at.len() < window {
+                sequence = (sequence + 1) & RecordNumber::MAX_SEQUENCE;
+                let frame = upload(terminal, sequence, &fields);
+                writer.write_all(&frame).await.map_err(|e| e.to_string())?;
+                sent_at.push_back(Instant::now());
+                if measuring.load(Ordering::Relaxed) {
+                    totals.sent.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let n = tokio::select! {
+            read = reader.read(&mut buffer) => read.map_err(|e| e.to_string())?,
+            _ = ticker.tick(), if matches!(pace, Pace::Every(_)) => {
+                sequence = (sequence + 1) & RecordNumber::MAX_SEQUENCE;
+                let frame = upload(terminal, sequence, &fields);
+                writer.write_all(&frame).await.map_err(|e| e.to_string())?;
+                sent_at.push_back(Instant::now());
+                if measuring.load(Ordering::Relaxed) {
+                    totals.sent.fetch_add(1, Ordering::Relaxed);
+                }
+                continue;
+            }
+        };
         if n == 0 {
             return Err("the platform closed the connection".into());
         }
@@ -112,7 +152,7 @@ async fn run_box(
                 if measuring.load(Ordering::Relaxed) {
                     totals.acked.fetch_add(1, Ordering::Relaxed);
                     latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
-                    if latencies.len() >= 1024 {
+                    if latencies.len() >= 16 {
                         if let Ok(mut all) = totals.latencies_us.lock() {
                             all.append(&mut latencies);
                         }
@@ -126,7 +166,7 @@ async fn run_box(
 #[tokio::main]
 async fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: flood HOST:PORT CONNECTIONS WINDOW SECONDS [TERMINAL_BASE]";
+    let usage = "usage: flood HOST:PORT CONNECTIONS WINDOW SECONDS [TERMINAL_BASE] [INTERVAL_MS]";
     let [platform, connections, window, seconds, rest @ ..] = args.as_slice() else {
         return Err(usage.into());
     };
@@ -138,6 +178,15 @@ async fn main() -> Result<(), String> {
         .first()
         .map_or(Ok(100_000), |b| b.parse())
         .map_err(|_| usage.to_string())?;
+    let interval_ms: u64 = rest
+        .get(1)
+        .map_or(Ok(0), |i| i.parse())
+        .map_err(|_| usage.to_string())?;
+    let pace = if interval_ms > 0 {
+        Pace::Every(Duration::from_millis(interval_ms))
+    } else {
+        Pace::Window(window)
+    };
     let fields = Arc::new(fields()?);
     let totals = Arc::new(Totals::default());
     let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -146,22 +195,22 @@ async fn main() -> Result<(), String> {
         let terminal = TerminalId::new(0, base + i as u32).ok_or("terminal number too big")?;
         let (fields, totals, measuring) = (fields.clone(), totals.clone(), measuring.clone());
         tokio::spawn(async move {
-            if let Err(error) = run_box(
-                platform, source, terminal, window, fields, totals, measuring,
-            )
-            .await
+            if let Err(error) =
+                run_box(platform, source, terminal, pace, fields, totals, measuring).await
             {
                 eprintln!("box {terminal:?}: {error}");
             }
         });
     }
-    // Warm up, then measure.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Warm up (every connection up), then measure.
+    tokio::time::sleep(Duration::from_secs(3 + connections as u64 / 2000)).await;
     measuring.store(true, Ordering::Relaxed);
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = started.elapsed().as_secs_f64();
+    // The last uploads' acknowledgements: a moment to arrive.
+    let sent = totals.sent.load(Ordering::Relaxed);
     let acked = totals.acked.load(Ordering::Relaxed);
     let mut latencies = totals
         .latencies_us
@@ -175,8 +224,9 @@ async fn main() -> Result<(), String> {
             .map_or(0.0, |&us| f64::from(us) / 1000.0)
     };
     println!(
-        "{connections} connections x window {window}, {seconds} s: {acked} uploads acknowledged \
-         (= stored), {:.0} per second; upload -> acknowledgement p50 {:.1} ms, p99 {:.1} ms",
+        "{connections} connections x window {window}, {seconds} s: {sent} uploads sent, {acked} \
+         acknowledged (= stored), {:.0} per second; upload -> acknowledgement p50 {:.1} ms, p99 \
+         {:.1} ms",
         acked as f64 / elapsed,
         quantile(0.5),
         quantile(0.99)
