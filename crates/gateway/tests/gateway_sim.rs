@@ -261,17 +261,17 @@ fn an_inverter_on_python_can_follows_the_racks_through_silence_and_keep_alive_lo
         );
 
         lock(&packs[0]).set_silent(true);
-        wait_for_pcs(&mut gateway, Duration::from_secs(3), "safe state", |c| {
-            matches!(c, PcsCommand::Safe { .. })
-        })
+        wait_for_site(
+            &mut gateway,
+            Duration::from_secs(3),
+            "safe: no fresh rack",
+            |s| {
+                s.decision.causes.contains(Cause::NoFreshRack)
+                    && matches!(s.pcs, PcsCommand::Safe { .. })
+            },
+        )
         .await;
         at("all_silent", &mut marks);
-        assert!(gateway
-            .snapshot
-            .borrow()
-            .decision
-            .causes
-            .contains(Cause::NoFreshRack));
 
         for pack in &packs {
             lock(pack).set_silent(false);
