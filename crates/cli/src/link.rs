@@ -320,12 +320,7 @@ impl Link {
                 }
                 text
             }
-            OperationError::WriteNotApplied { id, written, read_back } => format!(
-                "the BMS on {endpoint} acknowledged the write of {id} but reads back {} instead of {}: \
-                 it refused the value",
-                crate::write::value_bytes_text(*id, read_back),
-                crate::write::value_bytes_text(*id, written)
-            ),
+            OperationError::WriteNotApplied { .. } => format!("{error} (BMS on {endpoint})"),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod config;
 mod decode;
+mod demo;
 mod gateway;
 mod identifiers;
 mod link;
@@ -53,6 +54,9 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// The monitoring platform: data boxes over TCP, storage, alarms, HTTP API.
     Platform(platform::PlatformArgs),
+    /// The whole system on this machine: simulated racks and inverter, the gateway, the
+    /// platform with its web app, simulated data boxes. Prints every address.
+    Demo(demo::DemoArgs),
 }
 
 /// Logging on stderr: `BMSLINK_LOG` if set, else `-v`/`-vv`, else `default`.
@@ -78,6 +82,10 @@ fn main() -> ExitCode {
         // The gateway's log level comes from its configuration file.
         Command::Gateway(args) => run_gateway(args, cli.verbose),
         Command::Platform(args) if platform::runs_daemon(&args) => run_platform(args, cli.verbose),
+        Command::Demo(args) => {
+            init_logging(cli.verbose, &args.log_filter());
+            block_on_multi(demo::run(args))
+        }
         command => {
             init_logging(cli.verbose, "info");
             run(command)
@@ -109,6 +117,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let config = platform::load(&args)?;
             block_on_multi(platform::run(args, config))
         }
+        Command::Demo(args) => block_on_multi(demo::run(args)),
     }
 }
 

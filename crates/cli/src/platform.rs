@@ -97,7 +97,8 @@ pub async fn run(args: PlatformArgs, config: PlatformConfig) -> Result<()> {
     }
 }
 
-async fn wait_for_signal() {
+/// Waits for Ctrl-C or SIGTERM (`bmslink demo` stops on the same).
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -8,6 +8,7 @@
 //! `--upload`; `--fleet N` takes the place of `--packs N`.
 
 mod fleet;
+pub(crate) mod packs;
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
@@ -15,16 +16,15 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bmslink_core::chemistry::Chemistry;
-use bmslink_core::settings::Settings;
 use bmslink_proto::value::flag_names;
-use bmslink_proto::TerminalId;
-use bmslink_sim::bms::{BmsConfig, BmsEvent, VirtualBms};
+use bmslink_sim::bms::{BmsEvent, VirtualBms};
 use bmslink_sim::fleet::Fleet;
-use bmslink_sim::pack::PackConfig;
 use bmslink_sim::profile::LoadProfile;
 use bmslink_sim::serve::{self, lock, Faults, Pty, SharedBms};
 use clap::Args;
 use tracing::info;
+
+use packs::PackSpec;
 
 /// Arguments of `bmslink sim`.
 #[derive(Debug, Args)]
@@ -165,30 +165,19 @@ impl SimArgs {
         }
     }
 
-    fn build(&self, index: usize, profile: &LoadProfile) -> Result<VirtualBms> {
-        let mut pack = PackConfig::new(
-            self.chemistry,
-            usize::from(self.cells),
-            self.capacity_ah,
-            self.seed + index as u64,
-        );
-        pack.initial_soc = self.soc;
-        pack.ambient_c = self.ambient;
-        let mut settings =
-            Settings::preset(self.chemistry, self.cells, self.capacity_ah.round() as u32);
-        settings.password = [0; 10];
-        settings.password[..self.password.len()].copy_from_slice(self.password.as_bytes());
-        let terminal = TerminalId::new(0, self.terminal_base + index as u32)
-            .context("--terminal-base + packs exceeds the 24-bit terminal number")?;
-        let mut config = BmsConfig::new(pack);
-        config.settings = Some(settings);
-        config.profile = profile.clone();
-        config.terminal = terminal;
-        let mut bms = VirtualBms::new(config)?;
-        // One step before any line is served, so the first reply already carries the load.
-        bms.step(std::time::Duration::from_secs(1));
-        bms.set_stale(self.stale);
-        Ok(bms)
+    /// What every pack has in common (`bmslink demo` builds its racks from the same).
+    fn pack_spec(&self) -> PackSpec {
+        PackSpec {
+            chemistry: self.chemistry,
+            cells: self.cells,
+            capacity_ah: self.capacity_ah,
+            initial_soc: self.soc,
+            ambient_c: self.ambient,
+            seed: self.seed,
+            password: self.password.clone(),
+            terminal_base: self.terminal_base,
+            stale: self.stale,
+        }
     }
 }
 
@@ -196,12 +185,9 @@ impl SimArgs {
 pub async fn run(args: SimArgs) -> Result<()> {
     args.check()?;
     let profile = LoadProfile::parse(&args.profile)?;
-    let packs: Vec<SharedBms> = (0..args.fleet.unwrap_or(args.packs))
-        .map(|index| {
-            args.build(index, &profile)
-                .map(|bms| SharedBms::new(bms.into()))
-        })
-        .collect::<Result<_>>()?;
+    let packs = args
+        .pack_spec()
+        .build_all(args.fleet.unwrap_or(args.packs), &profile)?;
     match (&args.upload, args.fleet) {
         (Some(platform), Some(_)) => fleet::run(&args, platform, packs).await,
         _ => run_packs(&args, packs).await,
@@ -252,18 +238,9 @@ async fn start_lines(args: &SimArgs, packs: &[SharedBms]) -> Result<(Vec<String>
             tokio::spawn(pty.serve(bms.clone(), faults, seed));
         } else {
             // Port 0 lets the system choose a free port for every pack.
-            let port = match args.listen.port() {
-                0 => 0,
-                first => {
-                    u16::try_from(usize::from(first) + index).context("port number above 65535")?
-                }
-            };
-            let address = SocketAddr::new(args.listen.ip(), port);
-            let listener = serve::bind(address)
-                .await
-                .with_context(|| format!("cannot listen on {address}"))?;
-            endpoints.push(format!("tcp://{}", listener.local_addr()?));
-            tokio::spawn(serve::serve_tcp(listener, bms.clone(), faults, seed));
+            let address = packs::pack_address(args.listen, index)?;
+            let bound = packs::serve_on_tcp(address, bms.clone(), faults, seed).await?;
+            endpoints.push(format!("tcp://{bound}"));
         }
     }
     Ok((endpoints, uploading))

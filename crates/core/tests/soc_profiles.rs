@@ -7,7 +7,8 @@
 //!
 //! The goals: RMSE <= 1 % (NMC) and <= 1.5 % (LFP) from the true SOC; from a start 10 % off,
 //! NMC within 2 % after 10 minutes (and staying within), LFP within 2 % from the first knee
-//! on. `accuracy_goals_of_issue_3_*` assert them for every profile and scenario; the goals not
+//! on (the first sample with the true SOC at or below 15 % or at or above 95 %).
+//! `accuracy_goals_of_issue_3_*` assert them for every profile and scenario; the goals not
 //! met yet are ignored with the reason (see README, "SOC accuracy"). The `*_regression` tests
 //! hold every other figure measured when the estimator was last changed, with a little margin.
 //!
@@ -103,6 +104,9 @@ struct Outcome {
     after_knee: SocMetrics,
     /// Largest error from 10 minutes on.
     max_after_10_min: f64,
+    /// Largest error from the estimator's first knee reading on: its first full charge, or
+    /// the first sample with the true SOC at or below 10 % (where the low knee is read).
+    max_after_knee_read: f64,
 }
 
 /// One scenario: profile, capacity error, initial SOC error (in percent, for the key).
@@ -119,6 +123,8 @@ fn replay(name: &str, capacity_error: f64, initial_soc_error: f64) -> Outcome {
     let mut metrics = SocMetrics::default();
     let mut after_knee = SocMetrics::default();
     let mut max_after_10_min: f64 = 0.0;
+    let mut knee_read = false;
+    let mut max_after_knee_read: f64 = 0.0;
     let mut previous_t = rows[0].t_s;
     for row in &rows {
         let dt = Duration::from_secs_f64(row.t_s - previous_t);
@@ -137,11 +143,16 @@ fn replay(name: &str, capacity_error: f64, initial_soc_error: f64) -> Outcome {
         if row.t_s - rows[0].t_s >= 600.0 {
             max_after_10_min = max_after_10_min.max((estimate - row.soc_true).abs());
         }
+        knee_read |= estimator.estimate().full_charges > 0 || row.soc_true <= 0.10;
+        if knee_read {
+            max_after_knee_read = max_after_knee_read.max((estimate - row.soc_true).abs());
+        }
     }
     Outcome {
         metrics,
         after_knee,
         max_after_10_min,
+        max_after_knee_read,
     }
 }
 
@@ -217,10 +228,8 @@ fn accuracy_goals_of_issue_3_nmc_cold_start() {
 }
 
 #[test]
-#[ignore = "not met: 0.9-2.6 % RMSE, above 1.5 % in six of the eight scenarios; the capacity \
-            error drifts across the plateau, and rests on the sloped parts read a few percent \
-            off while the cell is still relaxing"]
 fn accuracy_goals_of_issue_3_lfp_rmse_from_the_true_initial_soc() {
+    // Measured, seed 1: 0.64-1.15 % RMSE (seeds 1-5: 0.61-1.32 %).
     for (name, capacity_error, outcome) in warm(&LFP) {
         let rmse = outcome.metrics.rmse();
         assert!(rmse <= 0.015, "{name} {capacity_error:+}: RMSE {rmse}");
@@ -228,8 +237,10 @@ fn accuracy_goals_of_issue_3_lfp_rmse_from_the_true_initial_soc() {
 }
 
 #[test]
-#[ignore = "not met: 1.2-5.7 % after the first knee; the error when the true SOC crosses into \
-            a knee under load counts, and the capacity is not learned before the next anchor"]
+#[ignore = "not met: 0.9-2.6 % after the first knee on the profiles that discharge first (the \
+            capacity error drifts 2-3 % over the charge that follows, with no rest on a slope \
+            to correct it), 5-11.8 % on those that charge first (at 95 % the curve is still \
+            flat: the start's error is still there until the full charge is read)"]
 fn accuracy_goals_of_issue_3_lfp_cold_start_after_the_knee() {
     for (name, capacity_error, start, outcome) in cold(&LFP) {
         let after = outcome.after_knee.max_abs_error();
@@ -265,13 +276,11 @@ fn nmc_cold_start_regression() {
 
 #[test]
 fn lfp_from_the_true_initial_soc_regression() {
-    // Measured, seed 1: RMSE 0.91-2.56 %, end error within 1 %.
+    // Measured, seed 1: end error within 0.52 %.
     for (name, capacity_error, outcome) in warm(&LFP) {
-        let rmse = outcome.metrics.rmse();
-        assert!(rmse <= 0.029, "{name} {capacity_error:+}: RMSE {rmse}");
         let end = outcome.metrics.end_error();
         assert!(
-            end.abs() <= 0.012,
+            end.abs() <= 0.007,
             "{name} {capacity_error:+}: end error {end}"
         );
     }
@@ -281,18 +290,25 @@ fn lfp_from_the_true_initial_soc_regression() {
 fn lfp_cold_start_regression() {
     // 10 % off is not corrected on the plateau (by design), but at rests on the sloped parts,
     // at the knees and at full charge; every profile reaches a knee. Measured, seed 1: RMSE
-    // 2.6-5.3 %, within 1 % at the end, at most 5.7 % after the first knee.
+    // 3.5-5.7 %, within 0.52 % at the end, at most 2.6 % after the first knee on the profiles
+    // that discharge first and 2.2 % after the first full charge on those that charge first
+    // (whose first knee sample, at 95 %, still carries the start's error).
     for (name, capacity_error, start, outcome) in cold(&LFP) {
         let scenario = format!("{name} {capacity_error:+} {start:+}");
         assert!(
             outcome.after_knee.samples() > 0,
             "{scenario}: never reaches a knee"
         );
-        let after = outcome.after_knee.max_abs_error();
-        assert!(after <= 0.065, "{scenario}: {after} after the knee");
+        let discharges_first = name == LFP_25C || name == LFP_25C_21;
+        if discharges_first {
+            let after = outcome.after_knee.max_abs_error();
+            assert!(after <= 0.03, "{scenario}: {after} after the knee");
+        }
+        let after = outcome.max_after_knee_read;
+        assert!(after <= 0.03, "{scenario}: {after} after the knee was read");
         let end = outcome.metrics.end_error();
-        assert!(end.abs() <= 0.012, "{scenario}: end error {end}");
+        assert!(end.abs() <= 0.007, "{scenario}: end error {end}");
         let rmse = outcome.metrics.rmse();
-        assert!(rmse <= 0.06, "{scenario}: RMSE {rmse}");
+        assert!(rmse <= 0.065, "{scenario}: RMSE {rmse}");
     }
 }

@@ -41,6 +41,7 @@ use bmslink_proto::Warnings;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use crate::live::{AlarmChange, LiveEvent, LiveHub};
 use crate::model::{AlarmKind, TelemetryRow, Terminal, Timestamp};
 use crate::store::{AlarmFilter, Store};
 
@@ -501,11 +502,14 @@ pub fn kind_name(kind: &AlarmKind) -> String {
 /// offline) and the alarms the store holds active (so they clear when their cause is gone).
 /// While the store is unavailable, decisions wait in order (at most [`PENDING_LIMIT`]; the
 /// oldest are dropped with a warning) and are retried at the next row or tick.
+///
+/// Every row and every alarm change that took effect is published on `hub` for open pages.
 pub async fn run_alarms<S: Store>(
     store: S,
     mut rows: mpsc::Receiver<TelemetryRow>,
     rules: AlarmRules,
     tick: Duration,
+    hub: LiveHub,
 ) -> Result<(), AlarmRulesError> {
     let mut engine = AlarmEngine::new(rules)?;
     seed(&store, &mut engine).await;
@@ -516,16 +520,19 @@ pub async fn run_alarms<S: Store>(
         tokio::select! {
             // A stored row: its rules at its own time.
             row = rows.recv() => match row {
-                Some(row) => engine.handle_row(&row),
+                Some(row) => {
+                    hub.publish(LiveEvent::Upload { terminal: row.terminal, at: row.at });
+                    engine.handle_row(&row);
+                }
                 None => break,
             },
             // The offline check; also retries what the store refused.
             _ = ticker.tick() => engine.handle_tick(Timestamp::now()),
         }
         queue(&mut engine, &mut pending);
-        apply(&store, &mut pending).await;
+        apply(&store, &mut pending, &hub).await;
     }
-    apply(&store, &mut pending).await;
+    apply(&store, &mut pending, &hub).await;
     Ok(())
 }
 
@@ -574,7 +581,8 @@ fn queue(engine: &mut AlarmEngine, pending: &mut VecDeque<AlarmEvent>) {
 }
 
 /// Applies pending decisions in order; stops at the first the store refuses (kept to retry).
-async fn apply<S: Store>(store: &S, pending: &mut VecDeque<AlarmEvent>) {
+/// Each change that took effect is published on `hub`.
+async fn apply<S: Store>(store: &S, pending: &mut VecDeque<AlarmEvent>, hub: &LiveHub) {
     while let Some(event) = pending.front() {
         let result = match event.clone() {
             AlarmEvent::Raise {
@@ -585,11 +593,33 @@ async fn apply<S: Store>(store: &S, pending: &mut VecDeque<AlarmEvent>) {
             } => store
                 .raise_alarm(terminal, kind.clone(), detail.clone(), at)
                 .await
-                .map(|(id, new)| log_raise(terminal, &kind, &detail, id, new)),
+                .map(|(id, new)| {
+                    log_raise(terminal, &kind, &detail, id, new);
+                    if new {
+                        hub.publish(LiveEvent::Alarm {
+                            terminal,
+                            id: Some(id),
+                            kind,
+                            change: AlarmChange::Raised,
+                            at,
+                        });
+                    }
+                }),
             AlarmEvent::Clear { terminal, kind, at } => store
                 .clear_alarm(terminal, kind.clone(), at)
                 .await
-                .map(|was_active| log_clear(terminal, &kind, was_active)),
+                .map(|was_active| {
+                    log_clear(terminal, &kind, was_active);
+                    if was_active {
+                        hub.publish(LiveEvent::Alarm {
+                            terminal,
+                            id: None,
+                            kind,
+                            change: AlarmChange::Cleared,
+                            at,
+                        });
+                    }
+                }),
         };
         if let Err(error) = result {
             warn!(

@@ -2,10 +2,12 @@
 //! HTTP API over one store (SQLite or PostgreSQL), started from a [`PlatformConfig`].
 //!
 //! ```text
-//!  data boxes ──► listener ──rows──► store ◄── API ◄── browsers, scripts
-//!                     │ committed rows ▲   ▲
-//!                     └──► alarms ─────┘   ├── maintenance (roll-ups, retention) every minute
-//!                                               └── liveness (heartbeat, sweep of dead processes)
+//!  data boxes ──► listener ──rows──► store ◄── API + web app ◄── browsers, scripts
+//!                     │ committed rows ▲   ▲        ▲ /api/events
+//!                     └──► alarms ─────┘   │        │
+//!                            └──► live hub ─────────┘
+//!                                          ├── maintenance (roll-ups, retention) every minute
+//!                                          └── liveness (heartbeat, sweep of dead processes)
 //! ```
 //!
 //! Each task logs what it does; [`Platform::stop`] stops accepting, lets the listener commit
@@ -31,6 +33,7 @@ use crate::alarms::{run_alarms, AlarmRules};
 use crate::api::{self, ApiConfig, ApiState};
 use crate::config::{AlarmThresholds, DatabaseConfig, PlatformConfig};
 use crate::listener::{self, ListenerConfig, ListenerStats};
+use crate::live::LiveHub;
 use crate::model::{ProcessId, Timestamp};
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -169,8 +172,11 @@ impl Platform {
         let (rows, rows_rx) = mpsc::channel(ALARM_QUEUE);
         let rules = alarm_rules(&config.alarms);
         let alarms_store = store.clone();
+        let hub = LiveHub::new();
+        let alarms_hub = hub.clone();
         tasks.spawn(async move {
-            if let Err(error) = run_alarms(alarms_store, rows_rx, rules, ALARM_TICK).await {
+            let run = run_alarms(alarms_store, rows_rx, rules, ALARM_TICK, alarms_hub);
+            if let Err(error) = run.await {
                 error!("alarm rules stopped: {error}");
             }
         });
@@ -198,8 +204,8 @@ impl Platform {
             config.retention,
             stopped.clone(),
         ));
-        let state = ApiState::new(store, ApiConfig::from(&config.http));
-        let app = api::router(state);
+        let state = ApiState::new(store, ApiConfig::from(&config.http)).with_hub(hub);
+        let app = api::router(state).fallback_service(crate::web::web_app());
         let api_stop = wait_for(stopped);
         tasks.spawn(async move {
             if let Err(error) = api::serve(http, app, api_stop).await {

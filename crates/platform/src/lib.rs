@@ -21,8 +21,10 @@
 //!   acknowledged, remote commands to terminals;
 //! - [`alarms`]: the alarm rules (BMS warning bits, cell spread, temperature rise, SOC low,
 //!   offline) as a pure engine, and the task that applies them through the store;
+//! - [`live`]: live events (uploads stored, alarm changes) fanned out to open pages;
 //! - [`api`]: the HTTP API (axum) with its OpenAPI document: fleet, terminals, history,
 //!   alarms, remote settings, registration, users, sessions, tokens, audit log;
+//! - [`web`]: the web app's static files, embedded, served as the API router's fallback;
 
 #![warn(missing_docs)]
 
@@ -31,6 +33,8 @@ pub mod api;
 pub mod config;
 pub mod daemon;
 pub mod listener;
+pub mod live;
 pub mod model;
 pub mod store;
 pub mod values;
+pub mod web;

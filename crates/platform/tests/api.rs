@@ -450,6 +450,28 @@ async fn create_admin_refuses_a_name_that_exists() {
 }
 
 #[tokio::test]
+async fn ensure_admin_creates_the_admin_then_resets_its_password() {
+    let h = harness(test_config());
+    let first = "demo-password-1";
+    let created = api::ensure_admin(&h.store, "admin", first).await;
+    assert_eq!(created, Ok(api::AdminAccount::Created));
+    assert_eq!(h.login("admin", first).await.status, StatusCode::OK);
+    let second = "demo-password-2";
+    let reset = api::ensure_admin(&h.store, "admin", second).await;
+    assert_eq!(reset, Ok(api::AdminAccount::PasswordReset));
+    assert_eq!(
+        h.login("admin", first).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(h.login("admin", second).await.status, StatusCode::OK);
+    assert!(matches!(
+        api::ensure_admin(&h.store, "admin", "short").await,
+        Err(CreateAdminError::InvalidPassword(_))
+    ));
+    assert_eq!(h.store.users().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
 async fn users_are_managed_by_admins_and_the_last_admin_stays() {
     let h = harness(test_config());
     let admin = h.admin().await;

@@ -205,3 +205,10 @@ pub fn free_port_pair() -> u16 {
         }
     }
 }
+
+/// Sends SIGTERM to a child (what a service manager or `kill` sends to stop it).
+pub fn terminate(child: &Child) {
+    let pid = child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success(), "kill -TERM {pid} failed");
+}

@@ -162,6 +162,64 @@ pub enum OperationError {
     },
 }
 
+impl core::fmt::Display for OperationError {
+    /// "no reply to the read all within 500 ms (3 attempts, activation tried)", "the BMS
+    /// acknowledged the write of cell_over_voltage_protection but reads back 3.650 V instead
+    /// of 3.600 V: it refused the value".
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            OperationError::NoReply {
+                stage,
+                attempts,
+                timeout,
+                activated,
+                last_error,
+            } => {
+                let activation = if *activated { ", activation tried" } else { "" };
+                write!(
+                    f,
+                    "no reply to the {} within {} ms ({attempts} attempts{activation})",
+                    stage.name(),
+                    timeout.as_millis()
+                )?;
+                if *stage == Stage::Write {
+                    f.write_str("; a BMS ignores a write after a pair code with a wrong password")?;
+                }
+                if let Some(error) = last_error {
+                    write!(f, "; the last reply was malformed: {error}")?;
+                }
+                Ok(())
+            }
+            OperationError::WriteNotApplied {
+                id,
+                written,
+                read_back,
+            } => write!(
+                f,
+                "the BMS acknowledged the write of {} but reads back {} instead of {}: it \
+                 refused the value",
+                id.info().name,
+                ValueText(*id, read_back),
+                ValueText(*id, written)
+            ),
+        }
+    }
+}
+
+/// A setting's bytes in engineering units ("3.650 V"), or as hex when they do not decode.
+struct ValueText<'a>(Identifier, &'a [u8]);
+
+impl core::fmt::Display for ValueText<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let ValueText(id, bytes) = *self;
+        match bmslink_proto::Value::decode(id, bytes, bmslink_proto::CurrentEncoding::SignMagnitude)
+        {
+            Ok(value) => write!(f, "{value}"),
+            Err(_) => write!(f, "{bytes:02X?}"),
+        }
+    }
+}
+
 /// What the session reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -559,3 +559,38 @@ fn write_only_command_is_acknowledged_without_read_back() {
         })
     ));
 }
+
+#[test]
+fn operation_errors_read_as_sentences_with_values_in_units() {
+    let silent = OperationError::NoReply {
+        stage: Stage::Write,
+        attempts: 3,
+        timeout: Duration::from_millis(500),
+        activated: true,
+        last_error: None,
+    };
+    assert_eq!(
+        silent.to_string(),
+        "no reply to the write within 500 ms (3 attempts, activation tried); a BMS ignores a \
+         write after a pair code with a wrong password"
+    );
+    let refused = OperationError::WriteNotApplied {
+        id: Identifier::CellOverVoltageProtection,
+        written: alloc::vec![0x0E, 0x10],
+        read_back: alloc::vec![0x0E, 0x42],
+    };
+    assert_eq!(
+        refused.to_string(),
+        "the BMS acknowledged the write of cell_over_voltage_protection but reads back 3.650 V \
+         instead of 3.600 V: it refused the value"
+    );
+    let odd = OperationError::WriteNotApplied {
+        id: Identifier::CellOverVoltageProtection,
+        written: alloc::vec![0x0E],
+        read_back: alloc::vec![],
+    };
+    assert!(
+        odd.to_string().contains("reads back [] instead of [0E]"),
+        "{odd}"
+    );
+}

@@ -57,32 +57,50 @@ pub struct SocConfig {
     /// Hysteresis rate: the state moves `1 - e^-1` of the way to a branch per this inverse of
     /// SOC moved (25: within ~4 % of SOC). Ignored when `cell.hysteresis_v` is 0.
     pub hysteresis_rate: f32,
+    /// The gap between the hysteresis branches (`cell.hysteresis_v`) is uncertain by this
+    /// fraction of itself until it is learned (cells of one chemistry differ; on LFP a few
+    /// millivolts are several percent of SOC at the edges of the plateau).
+    pub hysteresis_gap_error: f32,
+    /// Whether the gap between the hysteresis branches is learned from rests on a settled
+    /// branch where the OCV is flat (with [`SocConfig::read_rests`]).
+    pub learn_hysteresis_gap: bool,
     /// Whether the voltage under load corrects the SOC (and the capacity and offset); if not,
     /// it only teaches the resistances.
     pub voltage_under_load: bool,
     /// A voltage reading whose SOC standard deviation is above this does not correct the SOC:
     /// on a plateau a few millivolts of correlated error are tens of percent.
     pub max_reading_soc_std: f32,
-    /// Whether rests are read by fitting their relaxation (see `rest`) instead of sample by
-    /// sample.
-    pub rest_extrapolation: bool,
+    /// Whether rests are read as a whole (their voltage averaged, the SOC it gives corrected
+    /// for the diffusion shift, see `rest`) instead of sample by sample.
+    pub read_rests: bool,
     /// A rest is read once it has lasted this long, seconds ...
     pub rest_min_s: f32,
     /// ... and again every this many seconds while it lasts, and when it ends.
     pub rest_update_s: f32,
-    /// The extrapolated OCV of a rest is uncertain by this fraction of the voltage still
-    /// relaxing ...
-    pub rest_relaxing_error: f32,
-    /// ... and by this fraction of the DC drop of the current averaged over
-    /// `sustained_tau_s` (the slow diffusion the two RC pairs miss).
-    pub rest_sustained_error: f32,
-    /// Time constant of the sustained-current average, seconds.
-    pub sustained_tau_s: f32,
+    /// The rest's voltage is averaged over about this many seconds.
+    pub rest_average_s: f32,
+    /// Standard deviation of what a rest's averaged voltage still owes to the RC pairs and
+    /// to the model, volts.
+    pub rest_voltage_error_v: f32,
+    /// Diffusion shift: a resting cell shows the OCV of its SOC plus this many units of SOC
+    /// per C of diffusion current (the current filtered by `diffusion_tau_s`, positive when
+    /// charging). 0.10 on PyBaMM's Prada2013 LFP at 10-25 degC (see `model`).
+    pub diffusion_soc_per_c: f32,
+    /// Time constant of the diffusion current, seconds.
+    pub diffusion_tau_s: f32,
+    /// The diffusion shift is uncertain by this fraction of itself.
+    pub rest_diffusion_error: f32,
     /// Charge voltage (per cell) at which, with a current below the tail current, the cell is
     /// full.
     pub full_charge_voltage_v: f32,
-    /// Tail current at the end of charge, in C (0.05 = C/20).
+    /// Below this current at the charge voltage the cell is full, in C (0.05 = C/20; above
+    /// the charger's own tail current, or the end of charge may pass unseen).
     pub tail_current_c: f32,
+    /// Whether a full charge reads the SOC from the taper of the charge current (1 less what
+    /// the tapering current would still bring in) rather than from the curve at the charge
+    /// voltage: where the table's last segment is a guess (LFP's rises by hundreds of
+    /// millivolts in its last percent or two), the curve there reads about a percent low.
+    pub full_charge_taper: bool,
     /// The cell is quiet (at rest) below this current, in C.
     pub quiet_current_c: f32,
     /// A quiet voltage reading whose SOC standard deviation is below this counts as an anchor.
@@ -118,16 +136,21 @@ impl SocConfig {
             thermal_drift: 0.3,
             thermal_exponent_std: 0.3,
             hysteresis_rate: 25.0,
+            hysteresis_gap_error: 0.3,
+            learn_hysteresis_gap: true,
             voltage_under_load: !flat,
-            max_reading_soc_std: if flat { 0.04 } else { 1.0 },
-            rest_extrapolation: flat,
+            max_reading_soc_std: if flat { 0.035 } else { 1.0 },
+            read_rests: flat,
             rest_min_s: 60.0,
             rest_update_s: 60.0,
-            rest_relaxing_error: 0.5,
-            rest_sustained_error: 0.3,
-            sustained_tau_s: 600.0,
+            rest_average_s: 20.0,
+            rest_voltage_error_v: 0.001,
+            diffusion_soc_per_c: if flat { 0.10 } else { 0.0 },
+            diffusion_tau_s: 300.0,
+            rest_diffusion_error: 0.3,
             full_charge_voltage_v: full_charge_voltage(chemistry),
-            tail_current_c: 0.05,
+            tail_current_c: if flat { 0.1 } else { 0.05 },
+            full_charge_taper: flat,
             quiet_current_c: 0.05,
             anchor_soc_std: 0.015,
         }

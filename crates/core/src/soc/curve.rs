@@ -134,14 +134,13 @@ impl OcvCurve {
 
 impl OcvCurve {
     /// SOC at `ocv_v`, and the SOC band that `ocv_v +- 2 voltage_std_v` spans, as a standard
-    /// deviation (from the wider side, as the band is lopsided next to a knee).
+    /// deviation (a quarter of its width; lopsided next to a knee or at a plateau's edge).
     pub(crate) fn reading(&self, ocv_v: f64, voltage_std_v: f64) -> SocReading {
         let low = self.soc(ocv_v - BAND_SIGMAS * voltage_std_v);
         let high = self.soc(ocv_v + BAND_SIGMAS * voltage_std_v);
-        let soc = self.soc(ocv_v);
         SocReading {
-            soc,
-            soc_std: ((high - soc).max(soc - low) / BAND_SIGMAS).max(MIN_READING_SOC_STD),
+            soc: self.soc(ocv_v),
+            soc_std: (0.5 * (high - low) / BAND_SIGMAS).max(MIN_READING_SOC_STD),
         }
     }
 
@@ -161,13 +160,13 @@ impl OcvCurve {
         let (mean_soc, mean_v) = (mean(|p| p.0), mean(|p| p.1));
         let (mut soc_variance, mut covariance, mut v_variance) = (0.0, 0.0, 0.0);
         for (p, w) in points.iter().zip(WEIGHTS) {
-            soc_variance += w * (p.0 - mean_soc).powi(2);
+            soc_variance += w * square(p.0 - mean_soc);
             covariance += w * (p.0 - mean_soc) * (p.1 - mean_v);
-            v_variance += w * (p.1 - mean_v).powi(2);
+            v_variance += w * square(p.1 - mean_v);
         }
         let slope = covariance / soc_variance.max(1e-12);
         // Below the smallest spread the residual is the table's texture, not uncertainty.
-        let shrink = (soc_std / spread).powi(2).min(1.0);
+        let shrink = square(soc_std / spread).min(1.0);
         OcvStatistics {
             mean_v,
             slope,
@@ -179,6 +178,12 @@ impl OcvCurve {
     /// points, most mid-way between two points next to a kink (a knee), where it is
     /// `table_error` of the 5 % between points, in SOC, times the local slope.
     pub(crate) fn interpolation_error_v(&self, soc: f64, table_error: f64) -> f64 {
+        self.interpolation_error_soc(soc, table_error) * self.slope(soc)
+    }
+
+    /// The same in SOC: how far from `soc` the curve's shape may put a voltage, as a standard
+    /// deviation.
+    pub(crate) fn interpolation_error_soc(&self, soc: f64, table_error: f64) -> f64 {
         let (k, t) = locate(soc);
         let secant = |i: usize| self.volts[i + 1] - self.volts[i];
         let here = secant(k);
@@ -186,8 +191,7 @@ impl OcvCurve {
         let after = if k + 2 < POINTS { secant(k + 1) } else { here };
         let kink = |a: f64, b: f64| (a - b).abs() / (a.abs() + b.abs()).max(1e-12);
         let sharpness = kink(here, before).max(kink(after, here));
-        let soc_std = table_error * STEP * sharpness * 4.0 * t * (1.0 - t);
-        soc_std * self.slope(soc)
+        table_error * STEP * sharpness * 4.0 * t * (1.0 - t)
     }
 }
 
@@ -201,6 +205,10 @@ fn end_slope(a: f64, b: f64) -> f64 {
     } else {
         slope
     }
+}
+
+fn square(x: f64) -> f64 {
+    x * x
 }
 
 /// Segment index and position within it (0..=1) of `soc`.

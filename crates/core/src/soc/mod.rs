@@ -28,16 +28,25 @@
 //!   and a slowly varying part (a fraction of the modelled polarisation, more just after a
 //!   current step) that is de-weighted for its correlation between samples.
 //! - **What may correct the SOC** depends on the chemistry ([`SocConfig`]): on NMC the voltage
-//!   under load does; on LFP, whose plateau, hysteresis and slow relaxation make it
-//!   unreliable, the voltage under load only teaches the resistances, and readings that cannot
-//!   pin the SOC within [`SocConfig::max_reading_soc_std`] are not used for it at all.
-//! - **Rests** (`rest`): with [`SocConfig::rest_extrapolation`] (LFP), a rest is read by
-//!   fitting its relaxation with the two RC time constants and extrapolating the OCV, rather
-//!   than sample by sample; the reading's uncertainty grows with what is still relaxing and
-//!   with the sustained current before the rest.
+//!   under load does; on LFP, whose plateau, hysteresis and slow diffusion make it unreliable
+//!   (tens of millivolts off any R + RC model on the PyBaMM profiles), the voltage under load
+//!   only teaches the resistances, and the SOC is read at rests, knees and full charges.
+//! - **Rests** (`rest`): with [`SocConfig::read_rests`] (LFP), a rest is read as a whole,
+//!   from its first minute on and again every minute: its voltage, averaged, less the
+//!   hysteresis branch, gives the OCV of the particles' surface, and the SOC it gives is
+//!   corrected by the diffusion shift that the current of the last minutes predicts
+//!   ([`SocConfig::diffusion_soc_per_c`], see `model`). Uncorrected, a rest of a few minutes
+//!   after a load reads LFP's SOC 2-8 % off, always on the side of the last current;
+//!   corrected, 0.4 % RMS on the PyBaMM profiles. Readings that cannot pin the SOC within
+//!   [`SocConfig::max_reading_soc_std`] (the plateaus, where a millivolt is several percent)
+//!   and readings in the table's last segment (a guess on LFP) are not used.
+//! - **The hysteresis gap** is learned (LFP): a rest on a settled branch, where the OCV is
+//!   known whatever the SOC within its uncertainty, measures the branch's offset.
 //! - **Full charge**: charging at the charge voltage with a current below the tail current is
-//!   a high-weight reading of the SOC that the table gives there; the cell is on the charge
-//!   branch.
+//!   a high-weight reading of the SOC, once per charge; the cell is on the charge branch. On
+//!   NMC the reading is the table's at the charge voltage; on LFP, whose last table segment is
+//!   a guess, it is 1 less what the tapering current would still bring in (its decay measured
+//!   on the way down to the tail current).
 //! - **SOH** is the capacity `(nominal / (1 + g))` over the nominal one; **cycles** are charge
 //!   throughput / (2 x nominal capacity).
 //!
@@ -77,7 +86,7 @@ pub use metrics::{SocMetrics, DEFAULT_CONVERGENCE_BAND};
 use curve::{OcvCurve, SocReading};
 use filter::{Filter, Vector, STATES};
 use model::{CellModel, ELEMENTS};
-use rest::RestFit;
+use rest::RestVoltage;
 
 /// What the estimator knows after a sample.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -94,6 +103,9 @@ pub struct SocEstimate {
     pub equivalent_full_cycles: f32,
     /// Hysteresis state, -1 (discharge branch) to +1 (charge branch).
     pub hysteresis: f32,
+    /// Half the gap between the hysteresis branches, volts: the chemistry's value, learned
+    /// from rests on a plateau.
+    pub hysteresis_gap_v: f32,
     /// Number of anchors seen: quiet moments when the voltage pinned the SOC within
     /// [`SocConfig::anchor_soc_std`], and full charges.
     pub anchors: u32,
@@ -140,6 +152,12 @@ const EXPONENT: usize = FACTORS + ELEMENTS;
 const INNOVATION_CLIP_SIGMAS: f64 = 3.0;
 /// SOC standard deviation of the full-charge reading, at least.
 const FULL_CHARGE_SOC_STD: f64 = 0.005;
+/// The taper of a constant-voltage charge is measured from this many tail currents down.
+const TAPER_START_TAILS: f64 = 2.0;
+/// The SOC still to come at the end of a taper is uncertain by this fraction of itself.
+const FULL_CHARGE_TAPER_ERROR: f64 = 0.5;
+/// At most this much SOC is taken as still to come at the end of a taper.
+const MAX_TAPER_REMAINING: f64 = 0.05;
 /// Resistance factors stay within this band.
 const FACTOR_RANGE: (f64, f64) = (0.05, 6.0);
 /// The Arrhenius exponent stays within this band.
@@ -156,6 +174,18 @@ const OFFSET_NOISE_PER_HOUR: f64 = 0.01;
 const FACTOR_NOISE_PER_S: f64 = 1e-7;
 /// Process noise of the Arrhenius exponent per second.
 const EXPONENT_NOISE_PER_S: f64 = 1e-12;
+/// Rests that read above this SOC are not used: the table's last segment rises by hundreds
+/// of millivolts on LFP, in reality within its last percent or two, so that where in the
+/// segment a voltage lies is a guess; full charges anchor that end.
+const TOP_SEGMENT_SOC: f64 = 0.95;
+/// The hysteresis branch is settled enough to learn the gap from a rest beyond this state.
+const SETTLED_BRANCH: f64 = 0.9;
+/// The learned half-gap keeps at least this uncertainty, volts (it varies with SOC and
+/// temperature).
+const MIN_GAP_STD_V: f64 = 0.001;
+/// A rest teaches the gap only where it knows the OCV within this, volts: on a plateau,
+/// not on a slope with a diffusion shift that is itself uncertain.
+const MAX_GAP_NOISE_V: f64 = 0.002;
 /// A rest reading adds less than this fraction of its information to an earlier one of the
 /// same rest: nothing new, not applied.
 const MIN_REST_GAIN: f64 = 0.05;
@@ -176,15 +206,22 @@ pub struct SocEstimator {
     anchors: u32,
     full_charges: u32,
     at_full: bool,
+    /// Time since the start, seconds.
+    clock_s: f64,
+    /// When the current at the charge voltage fell below [`TAPER_START_TAILS`] tail currents
+    /// (on the clock), and what it was then.
+    taper: Option<(f64, f64)>,
+    /// Variance of the learned half-gap between the hysteresis branches, V^2.
+    gap_variance: f64,
     in_anchor: bool,
     last_ocv_v: f64,
     last_reading: SocReading,
 }
 
-/// A rest being read: its relaxation fit, and what of it the filter has already been given.
+/// A rest being read: its averaged voltage, and what of it the filter has already been given.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Rest {
-    fit: RestFit,
+    voltage: RestVoltage,
     applied: Option<SocReading>,
     applied_at_s: f64,
 }
@@ -196,7 +233,7 @@ impl SocEstimator {
             curve: OcvCurve::new(&config.ocv),
             model: CellModel::new(
                 config.cell,
-                f64::from(config.sustained_tau_s),
+                f64::from(config.diffusion_tau_s),
                 f64::from(config.hysteresis_rate),
             ),
             filter: initial_filter(&config),
@@ -208,6 +245,11 @@ impl SocEstimator {
             anchors: 0,
             full_charges: 0,
             at_full: false,
+            clock_s: 0.0,
+            taper: None,
+            gap_variance: square(f64::from(
+                config.hysteresis_gap_error * config.cell.hysteresis_v,
+            )),
             in_anchor: false,
             last_ocv_v: 0.0,
             last_reading: SocReading {
@@ -235,6 +277,7 @@ impl SocEstimator {
         } else {
             let dt_s = dt.as_secs_f64();
             if dt_s > 0.0 {
+                self.clock_s += dt_s;
                 self.predict(dt_s, &sample);
                 let reading = self.correct(dt_s, &sample);
                 self.follow_rest(dt_s, &sample);
@@ -265,6 +308,7 @@ impl SocEstimator {
             soh: self.soh(),
             equivalent_full_cycles: (self.throughput_ah / (2.0 * nominal)) as f32,
             hysteresis: self.model.hysteresis() as f32,
+            hysteresis_gap_v: self.model.hysteresis_gap_v() as f32,
             anchors: self.anchors,
             full_charges: self.full_charges,
             current_offset_c: x[OFFSET] as f32,
@@ -376,12 +420,12 @@ impl SocEstimator {
     }
 
     /// The states a voltage sample may not move: the SOC, and with it the scale and offset,
-    /// under load unless [`SocConfig::voltage_under_load`], at rest when rests are read by
-    /// extrapolation, and whenever the reading is too vague to pin the SOC.
+    /// under load unless [`SocConfig::voltage_under_load`], at rest when rests are read as a
+    /// whole, and whenever the reading is too vague to pin the SOC.
     fn frozen_states(&self, sample: &Sample, reading: SocReading) -> [bool; STATES] {
         let quiet = self.is_quiet(sample);
         let freeze = (!quiet && !self.config.voltage_under_load)
-            || (quiet && self.config.rest_extrapolation)
+            || (quiet && self.config.read_rests)
             || reading.soc_std > f64::from(self.config.max_reading_soc_std);
         let mut frozen = [false; STATES];
         for state in [SOC, SCALE, OFFSET] {
@@ -428,15 +472,26 @@ impl SocEstimator {
     /// Standard deviation of the white part of the voltage error at `soc`, volts: noise,
     /// table interpolation and the unknown hysteresis branch.
     fn white_std(&self, soc: f64) -> f64 {
+        libm::hypot(
+            f64::from(self.config.voltage_std_v),
+            self.table_and_branch_std(soc),
+        )
+    }
+
+    /// Standard deviation of what the OCV table and the hysteresis branch leave unknown of
+    /// the OCV at `soc`, volts.
+    fn table_and_branch_std(&self, soc: f64) -> f64 {
         let table = self
             .curve
             .interpolation_error_v(soc, f64::from(self.config.table_error));
-        let parts = [
-            f64::from(self.config.voltage_std_v),
-            table,
-            self.model.hysteresis_uncertainty_v(),
-        ];
-        libm::sqrt(parts.iter().map(|part| part * part).sum())
+        libm::hypot(table, self.branch_std())
+    }
+
+    /// Standard deviation of the hysteresis branch's offset, volts: the branch while it is not
+    /// settled, and the size of the gap between the branches.
+    fn branch_std(&self) -> f64 {
+        let gap = libm::sqrt(self.gap_variance) * self.model.hysteresis().abs();
+        libm::hypot(self.model.hysteresis_uncertainty_v(), gap)
     }
 
     /// Standard deviation of the slowly varying model error, volts: a floor, a fraction of
@@ -455,48 +510,47 @@ impl SocEstimator {
         libm::sqrt(parts.iter().map(|part| part * part).sum())
     }
 
-    /// Follows a rest when rests are read by extrapolation: fits its relaxation, and gives
-    /// the filter what the fit says about the OCV every [`SocConfig::rest_update_s`] and when
-    /// the rest ends.
+    /// Follows a rest when rests are read as a whole: averages its voltage, and gives the
+    /// filter what it says about the SOC every [`SocConfig::rest_update_s`] and when the rest
+    /// ends.
     fn follow_rest(&mut self, dt_s: f64, sample: &Sample) {
-        if !self.config.rest_extrapolation {
+        if !self.config.read_rests {
             return;
         }
         if !self.is_quiet(sample) {
             if let Some(rest) = self.rest.take() {
-                self.apply_rest(rest);
+                self.learn_gap(&rest.voltage, dt_s);
+                self.apply_rest(rest, dt_s);
             }
             return;
         }
-        let noise = f64::from(self.config.voltage_std_v);
-        let voltage = sample.voltage_v - self.model.hysteresis_offset_v();
         let mut rest = self.rest.unwrap_or_else(|| self.new_rest());
-        rest.fit
-            .push(if self.rest.is_some() { dt_s } else { 0.0 }, voltage, noise);
-        let elapsed = rest.fit.elapsed_s();
+        let since = if self.rest.is_some() { dt_s } else { 0.0 };
+        rest.voltage.push(since, sample.voltage_v);
+        let elapsed = rest.voltage.elapsed_s();
         if elapsed >= rest.applied_at_s + f64::from(self.config.rest_update_s) {
             rest.applied_at_s = elapsed;
-            rest = self.apply_rest(rest);
+            rest = self.apply_rest(rest, dt_s);
         }
         self.rest = Some(rest);
     }
 
     fn new_rest(&self) -> Rest {
-        let cell = &self.config.cell;
         Rest {
-            fit: RestFit::new([f64::from(cell.tau1_s), f64::from(cell.tau2_s)]),
+            voltage: RestVoltage::new(f64::from(self.config.rest_average_s)),
             applied: None,
             applied_at_s: 0.0,
         }
     }
 
-    /// Gives the filter what the rest's fit adds to what it already gave; returns the rest
-    /// with its record updated.
-    fn apply_rest(&mut self, mut rest: Rest) -> Rest {
-        if rest.fit.elapsed_s() < f64::from(self.config.rest_min_s) {
+    /// Gives the filter what the rest's reading adds to what it already gave (readings of
+    /// one rest share their errors: only the information gained since counts); returns the
+    /// rest with its record updated.
+    fn apply_rest(&mut self, mut rest: Rest, dt_s: f64) -> Rest {
+        if rest.voltage.elapsed_s() < f64::from(self.config.rest_min_s) {
             return rest;
         }
-        let Some(reading) = self.rest_reading(&rest.fit) else {
+        let Some(reading) = self.rest_reading(&rest.voltage, dt_s) else {
             return rest;
         };
         let information = 1.0 / (reading.soc_std * reading.soc_std);
@@ -513,43 +567,101 @@ impl SocEstimator {
             }
         };
         rest.applied = Some(reading);
-        let mut h = [0.0; STATES];
-        h[SOC] = 1.0;
-        let innovation = value.clamp(0.0, 1.0) - self.filter.x[SOC];
-        self.filter.update(
-            innovation,
-            &h,
-            1.0 / gained,
-            INNOVATION_CLIP_SIGMAS,
-            &[false; STATES],
-        );
-        self.clamp_states();
+        self.read_soc(value, 1.0 / libm::sqrt(gained), INNOVATION_CLIP_SIGMAS);
         rest
     }
 
-    /// What a rest's fit says about the SOC: the extrapolated OCV, uncertain by the fit's
-    /// noise, a fraction of what is still relaxing, a fraction of the sustained current's DC
-    /// drop, the table and the hysteresis branch.
-    fn rest_reading(&self, fit: &RestFit) -> Option<SocReading> {
-        let relaxation = fit.reading()?;
-        let factors = &self.filter.x[FACTORS..EXPONENT];
-        let sustained = self
-            .model
-            .steady_regressors(self.model.sustained_current_a(), 1.0);
-        let mismatch = f64::from(self.config.model_error_std_v)
-            + f64::from(self.config.rest_relaxing_error) * relaxation.relaxing_v.abs()
-            + f64::from(self.config.rest_sustained_error) * dot(&sustained, factors).abs();
-        let std = libm::hypot(
-            libm::hypot(relaxation.fit_std_v, mismatch),
-            self.white_std(self.filter.x[SOC]),
-        );
-        Some(self.curve.reading(relaxation.ocv_v, std))
+    /// What a rest says about the SOC: the SOC at its averaged voltage (on the hysteresis
+    /// branch), less the diffusion shift; uncertain by the noise left in the average, the
+    /// RC pairs and model, the table, the hysteresis branch and a fraction of the shift.
+    /// `None` at the top of the table, and where it cannot pin the SOC within
+    /// [`SocConfig::max_reading_soc_std`] (on a plateau, the few millivolts by which the
+    /// hysteresis gap and the diffusion shift may be off are tens of percent).
+    fn rest_reading(&self, rest: &RestVoltage, dt_s: f64) -> Option<SocReading> {
+        let ocv_v = rest.mean_v()? - self.model.hysteresis_offset_v();
+        let voltage_std = libm::hypot(self.rest_voltage_std(rest, dt_s), self.branch_std());
+        let surface = self.curve.reading(ocv_v, voltage_std);
+        if surface.soc > TOP_SEGMENT_SOC {
+            return None;
+        }
+        let table_std = self
+            .curve
+            .interpolation_error_soc(surface.soc, f64::from(self.config.table_error));
+        let shift = self.diffusion_shift();
+        let shift_std = f64::from(self.config.rest_diffusion_error) * shift.abs();
+        let reading = SocReading {
+            soc: surface.soc - shift,
+            soc_std: libm::hypot(libm::hypot(surface.soc_std, table_std), shift_std),
+        };
+        (reading.soc_std <= f64::from(self.config.max_reading_soc_std)).then_some(reading)
+    }
+
+    /// Standard deviation of a rest's averaged voltage as a measure of the OCV at the
+    /// surface SOC, on the modelled branch: noise left in the average, RC pairs and model.
+    fn rest_voltage_std(&self, rest: &RestVoltage, dt_s: f64) -> f64 {
+        libm::hypot(
+            rest.noise_std_v(f64::from(self.config.voltage_std_v), dt_s),
+            f64::from(self.config.rest_voltage_error_v),
+        )
+    }
+
+    /// Learns the gap between the hysteresis branches from a rest that ends on a settled
+    /// branch: the rest's voltage less the OCV at the (surface) SOC, where the OCV is known
+    /// well enough whatever the SOC within its uncertainty (on a plateau, within
+    /// [`MAX_GAP_NOISE_V`]), is the branch's offset. A scalar Kalman update of the half-gap.
+    fn learn_gap(&mut self, rest: &RestVoltage, dt_s: f64) {
+        let branch = self.model.hysteresis();
+        let settled = branch.abs() >= SETTLED_BRANCH;
+        let long_enough = rest.elapsed_s() >= f64::from(self.config.rest_min_s);
+        let Some(mean_v) = rest.mean_v() else {
+            return;
+        };
+        let learning = self.config.read_rests && self.config.learn_hysteresis_gap;
+        if !(learning && settled && long_enough && self.gap_variance > 0.0) {
+            return;
+        }
+        let shift = self.diffusion_shift();
+        let shift_std = f64::from(self.config.rest_diffusion_error) * shift.abs();
+        let soc_std = libm::hypot(self.filter.std(SOC), shift_std);
+        let ocv = self.curve.statistics(self.filter.x[SOC] + shift, soc_std);
+        let ocv_variance = square(ocv.slope * soc_std)
+            + ocv.residual_variance
+            + square(self.rest_voltage_std(rest, dt_s));
+        let observed = (mean_v - ocv.mean_v) / branch;
+        let noise = ocv_variance / square(branch);
+        if noise > square(MAX_GAP_NOISE_V) {
+            return;
+        }
+        let gain = self.gap_variance / (self.gap_variance + noise);
+        let gap = self.model.hysteresis_gap_v();
+        let limit = 2.0 * f64::from(self.config.cell.hysteresis_v);
+        self.model
+            .set_hysteresis_gap_v((gap + gain * (observed - gap)).clamp(0.0, limit));
+        self.gap_variance = ((1.0 - gain) * self.gap_variance).max(square(MIN_GAP_STD_V));
+    }
+
+    /// How far the SOC whose OCV a resting cell shows is from its true SOC, now: the diffusion
+    /// current in C times [`SocConfig::diffusion_soc_per_c`].
+    fn diffusion_shift(&self) -> f64 {
+        let capacity = f64::from(self.config.cell.capacity_ah).max(1e-6);
+        let c_rate = self.model.diffusion_current_a() / capacity;
+        f64::from(self.config.diffusion_soc_per_c) * c_rate
+    }
+
+    /// A direct reading of the SOC, `soc +- std`, innovation clipped at `clip_sigmas`.
+    fn read_soc(&mut self, soc: f64, std: f64, clip_sigmas: f64) {
+        let mut h = [0.0; STATES];
+        h[SOC] = 1.0;
+        let innovation = soc.clamp(0.0, 1.0) - self.filter.x[SOC];
+        self.filter
+            .update(innovation, &h, std * std, clip_sigmas, &[false; STATES]);
+        self.clamp_states();
     }
 
     /// Full-charge reading and anchor counting.
     fn check_anchors(&mut self, sample: &Sample, reading: SocReading) {
         if self.is_full(sample) {
-            self.reach_full(reading);
+            self.reach_full(sample, reading);
             self.in_anchor = true;
             return;
         }
@@ -561,18 +673,26 @@ impl SocEstimator {
         self.in_anchor = anchored;
     }
 
-    /// Charging at the charge voltage with no more than the tail current.
-    fn is_full(&self, sample: &Sample) -> bool {
+    /// Charging at the charge voltage with no more than the tail current. Follows the
+    /// current's taper on the way there.
+    fn is_full(&mut self, sample: &Sample) -> bool {
         let capacity = f64::from(self.config.cell.capacity_ah);
         let tail = f64::from(self.config.tail_current_c) * capacity;
-        let charging = sample.current_a > 0.0 && sample.current_a <= tail;
-        charging && sample.voltage_v >= f64::from(self.config.full_charge_voltage_v)
+        let at_charge_voltage = sample.current_a > 0.0
+            && sample.voltage_v >= f64::from(self.config.full_charge_voltage_v);
+        self.taper = match self.taper {
+            _ if !at_charge_voltage || sample.current_a > TAPER_START_TAILS * tail => None,
+            None => Some((self.clock_s, sample.current_a)),
+            kept => kept,
+        };
+        at_charge_voltage && sample.current_a <= tail
     }
 
-    /// End of a full charge: the SOC is read (once per charge) from the curve at the voltage
-    /// reached, with the table's uncertainty there (99 % or so when an LFP charger stops near
-    /// the table's top, 95 % for an NMC cell held at 4.15 V); the cell is on the charge branch.
-    fn reach_full(&mut self, reading: SocReading) {
+    /// End of a full charge: the SOC is read once per charge, and the cell is on the charge
+    /// branch. The reading is the curve's at the voltage reached, with the table's uncertainty
+    /// there (95 % for an NMC cell held at 4.15 V), or, with [`SocConfig::full_charge_taper`],
+    /// 1 less what the tapering current would still bring in (see `taper_remaining`).
+    fn reach_full(&mut self, sample: &Sample, reading: SocReading) {
         self.model.set_hysteresis(1.0);
         if self.at_full {
             return;
@@ -582,13 +702,29 @@ impl SocEstimator {
         if !self.in_anchor {
             self.anchors += 1;
         }
-        let std = reading.soc_std.max(FULL_CHARGE_SOC_STD);
-        let mut h = [0.0; STATES];
-        h[SOC] = 1.0;
-        let innovation = reading.soc - self.filter.x[SOC];
-        self.filter
-            .update(innovation, &h, std * std, f64::INFINITY, &[false; STATES]);
-        self.clamp_states();
+        let (soc, std) = match self.taper_remaining(sample) {
+            Some(remaining) if self.config.full_charge_taper => {
+                (1.0 - remaining, FULL_CHARGE_TAPER_ERROR * remaining)
+            }
+            _ => (reading.soc, reading.soc_std),
+        };
+        self.read_soc(soc, std.max(FULL_CHARGE_SOC_STD), f64::INFINITY);
+    }
+
+    /// What a constant-voltage charge would still bring in, as SOC: its current decays about
+    /// exponentially, `i(t) = i0 exp(-t / tau)`, so that what is left is `i * tau`; `tau` from
+    /// the taper since the current fell below [`TAPER_START_TAILS`] tail currents. `None`
+    /// without a taper to measure.
+    fn taper_remaining(&self, sample: &Sample) -> Option<f64> {
+        let (since_s, start_a) = self.taper?;
+        let decay = libm::log(start_a / sample.current_a);
+        let elapsed = self.clock_s - since_s;
+        if !(decay > 0.01 && elapsed > 0.0) {
+            return None;
+        }
+        let capacity = f64::from(self.config.cell.capacity_ah).max(1e-6);
+        let remaining = sample.current_a * elapsed / decay / 3600.0 / capacity;
+        Some(remaining.clamp(0.0, MAX_TAPER_REMAINING))
     }
 }
 
@@ -608,6 +744,10 @@ fn initial_filter(config: &SocConfig) -> Filter {
     std[OFFSET] = f64::from(config.current_offset_std_c);
     std[EXPONENT] = f64::from(config.thermal_exponent_std);
     Filter::new(x, std)
+}
+
+fn square(x: f64) -> f64 {
+    x * x
 }
 
 fn dot(a: &[f64; ELEMENTS], b: &[f64]) -> f64 {

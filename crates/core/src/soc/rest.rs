@@ -1,59 +1,36 @@
-//! The open-circuit voltage of a resting cell, extrapolated from its relaxation.
+//! The voltage of a resting cell, averaged.
 //!
-//! When the current stops, the terminal voltage creeps towards the OCV for minutes (NMC) to
-//! hours (LFP, whose graphite relaxes slowly on the sloped parts of the curve). Reading the
-//! voltage a minute into a rest reads the OCV several millivolts off, which on LFP is several
-//! percent of SOC. Over the rest, the voltage is fitted by least squares to
+//! When the current stops, the terminal voltage creeps towards the OCV: the RC pairs within
+//! a minute, the solid-state diffusion for many minutes (LFP's graphite: a rest of a few
+//! minutes after a heavy load still reads its OCV several percent of SOC off, always on the
+//! side of the last current). Fitting free exponentials to a rest of a minute or two and
+//! extrapolating them is ill-conditioned for the slow part; the estimator instead reads the
+//! rest's voltage as it is and corrects the SOC it gives by the diffusion shift that the
+//! current history predicts (see `model`). This module only averages the rest's voltage, so
+//! that the reading is not one noisy sample:
 //!
 //! ```text
-//! v(t) = ocv + a1 * exp(-t / tau1) + a2 * exp(-t / tau2)
+//! mean <- mean + (1 - exp(-dt / tau)) * (v - mean)
 //! ```
 //!
-//! with the time constants of the cell's two RC pairs and free amplitudes (held near zero by a
-//! weak prior, so that a short rest does not extrapolate wildly). The fitted `ocv` and its
-//! standard deviation are the rest's reading; the part of the voltage still relaxing adds to
-//! that standard deviation, as the extrapolation is only as good as the two exponentials.
+//! an exponentially weighted mean over the last `tau` seconds or so, which follows what is
+//! left of the relaxation with a lag of about `tau`.
 
-/// Unknowns of the fit: the OCV and two amplitudes.
-const UNKNOWNS: usize = 3;
-
-/// A least-squares fit of one rest's relaxation.
+/// The averaged voltage of one rest.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct RestFit {
-    time_constants_s: [f64; 2],
+pub(crate) struct RestVoltage {
+    average_s: f64,
     elapsed_s: f64,
-    information: [[f64; UNKNOWNS]; UNKNOWNS],
-    weighted: [f64; UNKNOWNS],
-    samples: u32,
+    mean_v: Option<f64>,
 }
 
-/// What a rest says about the OCV.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct RestReading {
-    /// The extrapolated OCV (hysteresis offset included), volts.
-    pub(crate) ocv_v: f64,
-    /// Its standard deviation from the noise alone, volts.
-    pub(crate) fit_std_v: f64,
-    /// The part of the voltage that the fit says is still relaxing now, volts.
-    pub(crate) relaxing_v: f64,
-}
-
-/// Prior standard deviation of the amplitudes, volts.
-const AMPLITUDE_PRIOR_V: f64 = 0.3;
-
-impl RestFit {
-    /// A new rest, with the RC time constants of the cell.
-    pub(crate) fn new(time_constants_s: [f64; 2]) -> RestFit {
-        let mut information = [[0.0; UNKNOWNS]; UNKNOWNS];
-        for (n, row) in information.iter_mut().enumerate().skip(1) {
-            row[n] = 1.0 / (AMPLITUDE_PRIOR_V * AMPLITUDE_PRIOR_V);
-        }
-        RestFit {
-            time_constants_s,
+impl RestVoltage {
+    /// A new rest, averaged over about `average_s` seconds.
+    pub(crate) fn new(average_s: f64) -> RestVoltage {
+        RestVoltage {
+            average_s: average_s.max(1e-3),
             elapsed_s: 0.0,
-            information,
-            weighted: [0.0; UNKNOWNS],
-            samples: 0,
+            mean_v: None,
         }
     }
 
@@ -62,77 +39,27 @@ impl RestFit {
         self.elapsed_s
     }
 
-    /// Adds a sample `dt_s` after the previous one (0 for the first), with voltage
-    /// `voltage_v` and noise standard deviation `noise_v`.
-    pub(crate) fn push(&mut self, dt_s: f64, voltage_v: f64, noise_v: f64) {
+    /// Adds a sample `dt_s` after the previous one (0 for the first) with voltage `voltage_v`.
+    pub(crate) fn push(&mut self, dt_s: f64, voltage_v: f64) {
         self.elapsed_s += dt_s;
-        let row = self.basis(self.elapsed_s);
-        let weight = 1.0 / (noise_v * noise_v).max(1e-12);
-        for i in 0..UNKNOWNS {
-            for j in 0..UNKNOWNS {
-                self.information[i][j] += weight * row[i] * row[j];
-            }
-            self.weighted[i] += weight * row[i] * voltage_v;
-        }
-        self.samples += 1;
-    }
-
-    /// The fit so far; `None` before two samples or if the fit is singular.
-    pub(crate) fn reading(&self) -> Option<RestReading> {
-        if self.samples < 2 {
-            return None;
-        }
-        let covariance = invert(&self.information)?;
-        let solution: [f64; UNKNOWNS] = core::array::from_fn(|i| {
-            (0..UNKNOWNS)
-                .map(|j| covariance[i][j] * self.weighted[j])
-                .sum()
+        let weight = 1.0 - libm::exp(-dt_s / self.average_s);
+        self.mean_v = Some(match self.mean_v {
+            None => voltage_v,
+            Some(mean) => mean + weight * (voltage_v - mean),
         });
-        let row = self.basis(self.elapsed_s);
-        Some(RestReading {
-            ocv_v: solution[0],
-            fit_std_v: libm::sqrt(covariance[0][0].max(0.0)),
-            relaxing_v: solution[1] * row[1] + solution[2] * row[2],
-        })
     }
 
-    fn basis(&self, t: f64) -> [f64; UNKNOWNS] {
-        let [tau1, tau2] = self.time_constants_s;
-        [
-            1.0,
-            libm::exp(-t / tau1.max(1e-3)),
-            libm::exp(-t / tau2.max(1e-3)),
-        ]
+    /// The averaged voltage so far; `None` before the first sample.
+    pub(crate) fn mean_v(&self) -> Option<f64> {
+        self.mean_v
     }
-}
 
-/// Inverse of a symmetric 3x3 matrix; `None` if it is singular.
-fn invert(m: &[[f64; UNKNOWNS]; UNKNOWNS]) -> Option<[[f64; UNKNOWNS]; UNKNOWNS]> {
-    let cofactor =
-        |r0: usize, r1: usize, c0: usize, c1: usize| m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0];
-    let adjugate = [
-        [
-            cofactor(1, 2, 1, 2),
-            -cofactor(0, 2, 1, 2),
-            cofactor(0, 1, 1, 2),
-        ],
-        [
-            -cofactor(1, 2, 0, 2),
-            cofactor(0, 2, 0, 2),
-            -cofactor(0, 1, 0, 2),
-        ],
-        [
-            cofactor(1, 2, 0, 1),
-            -cofactor(0, 2, 0, 1),
-            cofactor(0, 1, 0, 1),
-        ],
-    ];
-    let determinant: f64 = (0..UNKNOWNS).map(|j| m[0][j] * adjugate[j][0]).sum();
-    let usable = determinant.is_finite() && determinant.abs() > 1e-300;
-    if !usable {
-        return None;
+    /// Standard deviation of the mean from white noise of `noise_v` per sample taken every
+    /// `dt_s` seconds.
+    pub(crate) fn noise_std_v(&self, noise_v: f64, dt_s: f64) -> f64 {
+        let samples = (2.0 * self.average_s / dt_s.max(1e-3)).clamp(1.0, 1.0 + self.elapsed_s);
+        noise_v / libm::sqrt(samples)
     }
-    Some(adjugate.map(|row| row.map(|value| value / determinant)))
 }
 
 #[cfg(test)]
@@ -140,35 +67,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn extrapolates_a_two_exponential_relaxation_to_its_end() {
-        let mut fit = RestFit::new([20.0, 200.0]);
-        for t in 0..120 {
+    fn averages_the_noise_and_follows_the_relaxation() {
+        let mut rest = RestVoltage::new(20.0);
+        assert_eq!(rest.mean_v(), None);
+        for t in 0..300 {
             let t = f64::from(t);
-            let v = 3.30 - 0.020 * libm::exp(-t / 20.0) - 0.010 * libm::exp(-t / 200.0);
-            fit.push(if t == 0.0 { 0.0 } else { 1.0 }, v, 0.002);
+            let noise = if t as u32 % 2 == 0 { 0.002 } else { -0.002 };
+            let v = 3.30 - 0.010 * libm::exp(-t / 100.0) + noise;
+            rest.push(if t == 0.0 { 0.0 } else { 1.0 }, v);
         }
-        let reading = fit.reading().unwrap_or(RestReading {
-            ocv_v: 0.0,
-            fit_std_v: 1.0,
-            relaxing_v: 0.0,
-        });
-        assert!((reading.ocv_v - 3.30).abs() < 2e-4, "{reading:?}");
-        let remaining = -0.010 * libm::exp(-119.0 / 200.0) - 0.020 * libm::exp(-119.0 / 20.0);
-        assert!((reading.relaxing_v - remaining).abs() < 2e-4, "{reading:?}");
-        assert!(reading.fit_std_v < 0.002);
-    }
-
-    #[test]
-    fn inverts_a_symmetric_matrix() {
-        let m = [[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]];
-        let inverse = invert(&m).unwrap_or([[0.0; 3]; 3]);
-        for (i, row) in m.iter().enumerate() {
-            let product: [f64; 3] =
-                core::array::from_fn(|j| (0..3).map(|k| row[k] * inverse[k][j]).sum());
-            let identity: [f64; 3] = core::array::from_fn(|j| if i == j { 1.0 } else { 0.0 });
-            for (got, expected) in product.iter().zip(identity) {
-                assert!((got - expected).abs() < 1e-12, "{product:?}");
-            }
-        }
+        let mean = rest.mean_v().unwrap_or(0.0);
+        // Now: 3.30 - 0.5 mV; a lag of ~20 s: ~0.1 mV more; the noise averages out.
+        assert!((mean - (3.30 - 0.0006)).abs() < 2e-4, "{mean}");
+        assert_eq!(rest.elapsed_s(), 299.0);
+        let std = rest.noise_std_v(0.002, 1.0);
+        assert!((std - 0.002 / libm::sqrt(40.0)).abs() < 1e-9, "{std}");
     }
 }

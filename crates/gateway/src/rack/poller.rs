@@ -8,9 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bmslink_core::session::{
-    Event, LinkState, Operation, OperationError, OperationId, Session, SessionConfig,
-};
+use bmslink_core::session::{Event, LinkState, Operation, OperationId, Session, SessionConfig};
 use bmslink_proto::message::PASSWORD_LEN;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -321,7 +319,7 @@ impl<'a> Poller<'a> {
             Event::Failed { operation, error } if self.is_poll(operation) => {
                 self.poll = None;
                 self.count_poll(PollResult::Failed);
-                warn!(rack = %name, "poll of {link} failed: {}", failure_text(&error));
+                warn!(rack = %name, "poll of {link} failed: {error}");
             }
             Event::Written {
                 operation,
@@ -336,7 +334,7 @@ impl<'a> Poller<'a> {
             }
             Event::Failed { operation, error } => {
                 if let Some((reply, id)) = self.writes.remove(&operation) {
-                    warn!(rack = %name, "write of {} failed: {}", id.info().name, failure_text(&error));
+                    warn!(rack = %name, "write of {} failed: {error}", id.info().name);
                     let _ = reply.send(Err(WriteError::from_operation(
                         &error,
                         &format!("{name} ({link})"),
@@ -428,36 +426,6 @@ impl<'a> Poller<'a> {
                 None
             }
         }
-    }
-}
-
-/// Why an operation failed, in words.
-pub fn failure_text(error: &OperationError) -> String {
-    match error {
-        OperationError::NoReply {
-            stage,
-            attempts,
-            timeout,
-            activated,
-            last_error,
-        } => {
-            let mut text = format!(
-                "no reply to the {} within {} ms ({attempts} attempts{})",
-                stage.name(),
-                timeout.as_millis(),
-                if *activated { ", activation tried" } else { "" }
-            );
-            if let Some(error) = last_error {
-                text.push_str(&format!("; the last reply was malformed: {error}"));
-            }
-            text
-        }
-        OperationError::WriteNotApplied {
-            written, read_back, ..
-        } => format!(
-            "the BMS acknowledged but reads back {read_back:02X?} instead of {written:02X?}: it \
-             refused the value"
-        ),
     }
 }
 

@@ -584,20 +584,43 @@ async fn wait_for_changes(store: &FakeStore, count: usize) -> Vec<String> {
 async fn the_task_applies_decisions_through_the_store_and_retries_refused_ones() {
     let store = FakeStore::default();
     let (rows, receiver) = mpsc::channel(16);
+    let hub = LiveHub::new();
+    let mut live = hub.subscribe();
     let task = tokio::spawn(run_alarms(
         store.clone(),
         receiver,
         AlarmRules::default(),
         Duration::from_millis(20),
+        hub,
     ));
     let mut warn = now_row(T1, Duration::ZERO);
     warn.warnings = Warnings::CELL_UNDER_VOLTAGE.bits();
+    let warned_at = warn.at;
     rows.send(warn).await.unwrap();
     let changes = wait_for_changes(&store, 1).await;
     assert_eq!(
         changes,
         vec!["raise 001000 bms cell_under_voltage: BMS warning cell_under_voltage (0x8B bit 11)"]
     );
+    // Open pages hear of the upload, then of the alarm it raised.
+    let upload = live.recv().await.unwrap();
+    assert_eq!(
+        upload,
+        LiveEvent::Upload {
+            terminal: T1,
+            at: warned_at
+        }
+    );
+    match live.recv().await.unwrap() {
+        LiveEvent::Alarm {
+            terminal,
+            id: Some(_),
+            kind: AlarmKind::Bms(name),
+            change: AlarmChange::Raised,
+            ..
+        } => assert_eq!((terminal, name.as_str()), (T1, "cell_under_voltage")),
+        other => panic!("expected the raised alarm, got {other:?}"),
+    }
 
     // The store refuses: the clear waits, and is applied once the store is back.
     store.0.lock().unwrap().unavailable = true;
@@ -607,6 +630,24 @@ async fn the_task_applies_decisions_through_the_store_and_retries_refused_ones()
     store.0.lock().unwrap().unavailable = false;
     let changes = wait_for_changes(&store, 2).await;
     assert_eq!(changes[1], "clear 001000 bms cell_under_voltage");
+    // The upload is published at once; the clearing only once the store took it.
+    assert!(matches!(
+        live.recv().await.unwrap(),
+        LiveEvent::Upload { .. }
+    ));
+    match live.recv().await.unwrap() {
+        LiveEvent::Alarm {
+            change, id, kind, ..
+        } => assert_eq!(
+            (change, id, kind),
+            (
+                AlarmChange::Cleared,
+                None,
+                AlarmKind::Bms("cell_under_voltage".into())
+            )
+        ),
+        other => panic!("expected the cleared alarm, got {other:?}"),
+    }
 
     // A terminal last heard of 6 minutes ago goes offline at the next tick.
     rows.send(now_row(T2, Duration::from_secs(360)))
@@ -644,6 +685,7 @@ async fn the_task_knows_the_stored_terminals_from_the_start() {
         receiver,
         AlarmRules::default(),
         Duration::from_millis(20),
+        LiveHub::new(),
     ));
     let changes = wait_for_changes(&store, 1).await;
     assert!(
@@ -666,6 +708,7 @@ async fn bad_rules_stop_the_task_at_once() {
         receiver,
         rules,
         Duration::from_secs(1),
+        LiveHub::new(),
     )
     .await
     .unwrap_err();

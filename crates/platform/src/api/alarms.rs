@@ -10,6 +10,7 @@ use super::dto::AlarmView;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{parse_terminal, PathParams, QueryParams};
 use super::{record, ApiState};
+use crate::live::{AlarmChange, LiveEvent};
 use crate::model::Timestamp;
 use crate::store::{AlarmFilter, Store};
 
@@ -99,6 +100,13 @@ pub(crate) async fn acknowledge_alarm<S: Store>(
             }
             other => other.into(),
         })?;
+    state.hub.publish(LiveEvent::Alarm {
+        terminal: alarm.terminal,
+        id: Some(id),
+        kind: alarm.kind.clone(),
+        change: AlarmChange::Acknowledged,
+        at: now,
+    });
     let target = format!("alarm {id} (terminal {})", alarm.terminal);
     let entry = caller.audit_entry("ack_alarm", target, &alarm.detail);
     record(&state.store, entry).await;

@@ -467,6 +467,8 @@ pub enum CreateAdminError {
     Store(StoreError),
     /// The password could not be hashed.
     Hash(String),
+    /// A chosen password is not acceptable (too short, too long).
+    InvalidPassword(String),
 }
 
 impl fmt::Display for CreateAdminError {
@@ -480,6 +482,7 @@ impl fmt::Display for CreateAdminError {
             ),
             CreateAdminError::Store(error) => write!(f, "{error}"),
             CreateAdminError::Hash(why) => f.write_str(why),
+            CreateAdminError::InvalidPassword(why) => write!(f, "invalid password: {why}"),
         }
     }
 }
@@ -523,6 +526,61 @@ pub async fn create_admin<S: Store>(store: &S, name: &str) -> Result<String, Cre
     };
     store.audit(entry).await.map_err(CreateAdminError::Store)?;
     Ok(password)
+}
+
+/// What [`ensure_admin`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminAccount {
+    /// The user was created.
+    Created,
+    /// The user existed: it is now an admin with the given password.
+    PasswordReset,
+}
+
+/// Makes `name` an admin whose password is `password` (checked like any new password):
+/// created if missing, else given that password and the admin role. For a platform whose
+/// operator holds the data directory and wants a known login at every start (`bmslink demo`
+/// prints it), not for a shared one: an existing user's password is replaced. Recorded in the
+/// audit log (actor `-`, action `create_user` or `update_user`).
+pub async fn ensure_admin<S: Store>(
+    store: &S,
+    name: &str,
+    password: &str,
+) -> Result<AdminAccount, CreateAdminError> {
+    check_user_name(name).map_err(CreateAdminError::InvalidName)?;
+    check_new_password(password).map_err(CreateAdminError::InvalidPassword)?;
+    let hash = hash_password(password.to_string())
+        .await
+        .map_err(CreateAdminError::Hash)?;
+    let existing = store
+        .user_by_name(name.to_string())
+        .await
+        .map_err(CreateAdminError::Store)?;
+    let (outcome, action) = match existing {
+        Some(user) => {
+            store
+                .update_user(user.id, Some(Role::Admin), Some(hash))
+                .await
+                .map_err(CreateAdminError::Store)?;
+            (AdminAccount::PasswordReset, "update_user")
+        }
+        None => {
+            store
+                .create_user(name.to_string(), Role::Admin, hash, Timestamp::now())
+                .await
+                .map_err(CreateAdminError::Store)?;
+            (AdminAccount::Created, "create_user")
+        }
+    };
+    let entry = AuditEntry {
+        at: Timestamp::now(),
+        actor: "-".to_string(),
+        action: action.to_string(),
+        target: format!("user {name}"),
+        detail: "role admin, password set at start".to_string(),
+    };
+    store.audit(entry).await.map_err(CreateAdminError::Store)?;
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //!  GET     /api/registrations                      viewer      terminals waiting for approval
 //!  GET     /api/settings/schema                    viewer      settings for forms, presets
 //!  GET     /api/commands/{id}                      viewer      a remote command's state
+//!  GET     /api/events                             viewer      live events (server-sent)
 //!  GET     /api/alarms                             viewer      alarms (filters)
 //!  POST    /api/alarms/{id}/acknowledge            operator    acknowledge
 //!  GET     /api/users                              admin       users
@@ -57,6 +58,7 @@ mod auth;
 mod decode;
 mod dto;
 mod error;
+mod events;
 mod extract;
 mod fleet;
 mod openapi;
@@ -78,12 +80,16 @@ use axum::routing::{get, patch, post, put};
 use axum::Router;
 use tokio::net::TcpListener;
 
-pub use auth::{create_admin, generate_password, CreateAdminError, SESSION_COOKIE, TOKEN_PREFIX};
+pub use auth::{
+    create_admin, ensure_admin, generate_password, AdminAccount, CreateAdminError, SESSION_COOKIE,
+    TOKEN_PREFIX,
+};
 pub use dto::*;
 pub use error::{ApiError, ErrorBody};
 pub use openapi::openapi;
 
 use crate::config::HttpConfig;
+use crate::live::LiveHub;
 use crate::model::{AuditEntry, Timestamp};
 use crate::store::Store;
 use auth::{Caller, LoginLimiter};
@@ -138,11 +144,13 @@ impl From<&HttpConfig> for ApiConfig {
     }
 }
 
-/// What every request handler shares: the store, the configuration and the login limiter.
+/// What every request handler shares: the store, the configuration, the login limiter and
+/// the live-event hub.
 pub struct ApiState<S> {
     store: S,
     config: Arc<ApiConfig>,
     limiter: Arc<LoginLimiter>,
+    hub: LiveHub,
 }
 
 impl<S: Store> ApiState<S> {
@@ -153,7 +161,15 @@ impl<S: Store> ApiState<S> {
             store,
             config: Arc::new(config),
             limiter: Arc::new(limiter),
+            hub: LiveHub::new(),
         }
+    }
+
+    /// Feeds `/api/events` from `hub` (the one the alarm task publishes on) instead of a hub
+    /// of its own, which only carries the API's own acknowledgements.
+    pub fn with_hub(mut self, hub: LiveHub) -> ApiState<S> {
+        self.hub = hub;
+        self
     }
 
     /// The store.
@@ -173,6 +189,7 @@ impl<S: Clone> Clone for ApiState<S> {
             store: self.store.clone(),
             config: Arc::clone(&self.config),
             limiter: Arc::clone(&self.limiter),
+            hub: self.hub.clone(),
         }
     }
 }
@@ -211,6 +228,7 @@ fn api_routes<S: Store>() -> Router<ApiState<S>> {
         .route("/registrations", get(fleet::pending_registrations::<S>))
         .route("/settings/schema", get(settings::settings_schema))
         .route("/commands/{id}", get(settings::command::<S>))
+        .route("/events", get(events::events::<S>))
         .route("/alarms", get(alarms::alarms::<S>))
         .route(
             "/alarms/{id}/acknowledge",
@@ -269,11 +287,13 @@ pub async fn serve_api<S: Store>(listener: TcpListener, state: ApiState<S>) -> i
 
 /// Serves `app` (the API router, maybe with the web app as its fallback) on `listener` until
 /// `shutdown` completes, then finishes the requests under way. Client addresses reach the
-/// handlers (for the audit log and the login rate limit).
+/// handlers (for the audit log and the login rate limit). Answers are gzipped for clients
+/// that accept it (not the live event streams, which must not be buffered).
 pub async fn serve<F>(listener: TcpListener, app: Router, shutdown: F) -> io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    let app = app.layer(tower_http::compression::CompressionLayer::new());
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)

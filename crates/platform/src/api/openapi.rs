@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::dto::Health;
 use super::error::{ApiResult, ErrorBody};
-use super::{alarms, dto, fleet, sessions, settings, tokens, users, ApiState};
+use super::{alarms, dto, events, fleet, sessions, settings, tokens, users, ApiState};
 use crate::model::Terminal;
 use crate::store::Store;
 
@@ -38,7 +38,7 @@ use crate::store::Store;
         fleet::history, fleet::set_registration, fleet::pending_registrations,
         settings::read_settings, settings::write_settings, settings::settings_schema,
         settings::command,
-        alarms::alarms, alarms::acknowledge_alarm,
+        alarms::alarms, alarms::acknowledge_alarm, events::events,
         users::users, users::create_user, users::update_user, users::delete_user,
         users::audit_log,
         tokens::tokens, tokens::create_token, tokens::revoke_token,
@@ -52,6 +52,7 @@ use crate::store::Store;
         (name = "terminals", description = "One terminal: record, latest frame, history, name"),
         (name = "settings", description = "A device's settings: read, write (validated first), schema and presets, commands"),
         (name = "alarms", description = "Alarms and acknowledgement"),
+        (name = "live", description = "Live events for open pages (server-sent events)"),
         (name = "registration", description = "Terminals waiting for approval"),
         (name = "users", description = "User administration (admin)"),
         (name = "tokens", description = "One's own API tokens"),

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use bmslink_core::session::{Event, Operation, OperationError, OperationId, Session, Stage};
+use bmslink_core::session::{Event, Operation, OperationId, Session};
 use bmslink_proto::message::PASSWORD_LEN;
 use bmslink_proto::{Body, Identifier, Message, WriteValue};
 use serde_json::{json, Value as Json};
@@ -185,7 +185,7 @@ impl RunningCommand {
                     operation: op,
                     error,
                 } if op == operation => {
-                    *outcome = Some(Err(failure_text(error)));
+                    *outcome = Some(Err(error.to_string()));
                     true
                 }
                 _ => false,
@@ -244,7 +244,7 @@ fn handle_step(steps: &mut [Step], event: &Event) -> bool {
                 read_back: read_back.clone(),
             },
         ),
-        Event::Failed { operation, error } => (operation, StepOutcome::Failed(failure_text(error))),
+        Event::Failed { operation, error } => (operation, StepOutcome::Failed(error.to_string())),
         _ => return false,
     };
     match steps.iter_mut().find(|s| s.operation == *operation) {
@@ -318,47 +318,6 @@ fn step_json(step: &Step) -> Json {
         "ok": error.is_none(),
         "error": error,
     })
-}
-
-/// Why an operation failed, in words.
-pub(crate) fn failure_text(error: &OperationError) -> String {
-    match error {
-        OperationError::NoReply {
-            stage,
-            attempts,
-            timeout,
-            activated,
-            last_error,
-        } => {
-            let mut text = format!(
-                "no reply to the {} within {} ms ({attempts} attempts{})",
-                stage.name(),
-                timeout.as_millis(),
-                if *activated { ", activation tried" } else { "" }
-            );
-            if *stage == Stage::Write {
-                text.push_str("; a BMS ignores a write after a pair code with a wrong password");
-            }
-            if let Some(error) = last_error {
-                text.push_str(&format!("; the last reply was malformed: {error}"));
-            }
-            text
-        }
-        OperationError::WriteNotApplied {
-            id,
-            written,
-            read_back,
-        } => format!(
-            "the BMS acknowledged the write but reads back {} instead of {}: it refused the value",
-            value_text(*id, read_back),
-            value_text(*id, written)
-        ),
-    }
-}
-
-fn value_text(id: Identifier, bytes: &[u8]) -> String {
-    bmslink_proto::Value::decode(id, bytes, bmslink_proto::CurrentEncoding::SignMagnitude)
-        .map_or_else(|_| format!("{bytes:02X?}"), |value| value.to_string())
 }
 
 #[cfg(test)]

@@ -383,22 +383,28 @@ pub struct AlarmView {
     pub acknowledged_at: Option<i64>,
 }
 
+/// An alarm kind as the API names it: `kind` (`bms`, `offline`, ...) and, for BMS alarms, the
+/// warning bit's name.
+pub(crate) fn alarm_kind_words(kind: &AlarmKind) -> (&'static str, Option<&str>) {
+    match kind {
+        AlarmKind::Bms(name) => ("bms", Some(name.as_str())),
+        AlarmKind::Offline => ("offline", None),
+        AlarmKind::CellSpread => ("cell_spread", None),
+        AlarmKind::TemperatureRise => ("temperature_rise", None),
+        AlarmKind::SocLow => ("soc_low", None),
+    }
+}
+
 impl AlarmView {
     /// The view of an alarm at `now` (ms since the epoch).
     pub fn new(alarm: &Alarm, now: i64) -> AlarmView {
-        let (kind, warning) = match &alarm.kind {
-            AlarmKind::Bms(name) => ("bms", Some(name.clone())),
-            AlarmKind::Offline => ("offline", None),
-            AlarmKind::CellSpread => ("cell_spread", None),
-            AlarmKind::TemperatureRise => ("temperature_rise", None),
-            AlarmKind::SocLow => ("soc_low", None),
-        };
+        let (kind, warning) = alarm_kind_words(&alarm.kind);
         let end = alarm.ended.map_or(now, |t| t.millis());
         AlarmView {
             id: alarm.id,
             terminal: alarm.terminal.to_string(),
             kind: kind.to_string(),
-            warning,
+            warning: warning.map(str::to_string),
             detail: alarm.detail.clone(),
             started: alarm.started.millis(),
             ended: alarm.ended.map(|t| t.millis()),

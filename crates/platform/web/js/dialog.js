@@ -1,0 +1,41 @@
+// A modal question (confirm, or one input) in the page instead of window.prompt/confirm.
+
+import { h } from './dom.js';
+
+/**
+ * Asks; resolves to {value} (the input's value, or '' without input) or null when cancelled.
+ * `input`: {type, label, minLength} for one field.
+ */
+export function ask({ title, text = '', input = null, confirm = 'OK', danger = false }) {
+  return new Promise((resolve) => {
+    const field = input ? h('input', { class: 'input', type: input.type ?? 'text', 'data-test': 'dialog-input',
+      id: 'dialog-input', autocomplete: 'off', minlength: input.minLength ?? null }) : null;
+    const form = h('form', { method: 'dialog', class: 'dialog-form' },
+      h('h2', { text: title }),
+      text ? h('p', { class: 'muted', text }) : null,
+      field ? h('label', { class: 'dialog-field', for: 'dialog-input' }, input.label, field) : null,
+      h('div', { class: 'dialog-actions' },
+        h('button', { type: 'button', class: 'btn btn-ghost', 'data-test': 'dialog-cancel', text: 'Cancel', onclick: () => finish(null) }),
+        h('button', { type: 'submit', class: `btn ${danger ? 'btn-danger' : 'btn-primary'}`, 'data-test': 'dialog-confirm', text: confirm })));
+    const dialog = h('dialog', { class: 'dialog dialog-small', 'data-test': 'dialog' }, form);
+    let done = false;
+    function finish(result) {
+      if (done) return;
+      done = true;
+      dialog.close();
+      dialog.remove();
+      resolve(result);
+    }
+    form.addEventListener('submit', (event) => {
+      event.preventDefault();
+      finish({ value: field ? field.value : '' });
+    });
+    dialog.addEventListener('cancel', (event) => {
+      event.preventDefault();
+      finish(null);
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    (field ?? form.querySelector('[data-test=dialog-confirm]')).focus();
+  });
+}
