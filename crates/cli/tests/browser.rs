@@ -13,7 +13,14 @@
 //!                  button; the operator acknowledges it; cleared after the restore
 //!  viewer          no write controls for a viewer; a forced PATCH (settings) or POST
 //!                  (acknowledge) with its session is 403
-//!  phone           390 x 844: fleet, pack and alarms pages without horizontal overflow
+//!  account         an operator changes their own password (a wrong current one refused with
+//!                  the server's message) and logs in with the new one; a new API token's
+//!                  secret is shown once, answers 200 on /api/me as a bearer token, 401 once
+//!                  revoked; a terminal put back to pending shows in the nav's badge, a viewer
+//!                  lists it without buttons, the operator approves it; the admin's audit log
+//!                  lists the password change and the token, filtered by text
+//!  phone           390 x 844: fleet, pack, alarms, account, registrations and audit pages
+//!                  without horizontal overflow
 //! ```
 //!
 //! Each scenario prints one `BMSLINK_RESULT {json}` line and exits 0 when it passed; this side
@@ -301,6 +308,21 @@ impl Api {
     }
 }
 
+/// The status of `POST /api/login` for `name` with `password` (no session kept).
+fn login_status(base: &str, name: &str, password: &str) -> u16 {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(45))
+        .build()
+        .unwrap();
+    client
+        .post(format!("{}/api/login", base.trim_end_matches('/')))
+        .json(&json!({"name": name, "password": password}))
+        .send()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// One scenario's outcome: its result line, or why there is none.
 struct Outcome {
     name: &'static str,
@@ -492,6 +514,12 @@ fn web_app_in_headless_chromium() {
     let cells = boxes[0]["latest"]["cell_count"].as_u64().unwrap();
     let settings_terminal = id(boxes[0]);
     let alarm_terminal = id(boxes[boxes.len() - 1]);
+    // A rack's uplink (no scenario reads its values) waits for approval once in `account`.
+    let registration_terminal = terminals
+        .iter()
+        .find(|t| u32::from_str_radix(t, 16).is_ok_and(|n| n < BOX_TERMINAL_BASE))
+        .cloned()
+        .unwrap_or_else(|| panic!("no rack uplink among {terminals:?}"));
     let old = admin.device_setting(&settings_terminal, SETTING);
     let target = if (old - 3.60).abs() < 0.0005 {
         "3.55"
@@ -508,6 +536,7 @@ fn web_app_in_headless_chromium() {
         "target": target,
         "alarm_terminal": alarm_terminal,
         "device_password": DEVICE_PASSWORD,
+        "registration_terminal": registration_terminal,
     });
     eprintln!("facts: {facts}");
 
@@ -629,6 +658,62 @@ fn web_app_in_headless_chromium() {
                 format!("a viewer's PATCH answered {status}: {body}"),
             )
         },
+    );
+
+    // Last but one: it changes the operator's password (the phone scenario is the admin's).
+    let old_operator_password = users["operator"][1].as_str().unwrap().to_string();
+    judge(
+        &mut failures,
+        run_scenario("account", &demo.url, &users, &facts),
+        &|r| {
+            let name = users["operator"][0].as_str().unwrap();
+            ensure(
+                r["token_status"] == 200 && r["revoked_status"] == 401,
+                format!(
+                    "the token answered {} and {} once revoked",
+                    r["token_status"], r["revoked_status"]
+                ),
+            )?;
+            let new_password = r["new_password"]
+                .as_str()
+                .ok_or(format!("no new_password in {r}"))?;
+            ensure(
+                login_status(&demo.url, name, &old_operator_password) == 401
+                    && login_status(&demo.url, name, new_password) == 200,
+                format!("after the change, {name} does not log in with the new password only"),
+            )?;
+            let audit = admin.get("/api/audit?limit=1000");
+            let entries = audit.as_array().cloned().unwrap_or_default();
+            let token = r["token"].as_str().unwrap_or_default();
+            for action in ["change_password", "create_token", "revoke_token"] {
+                ensure(
+                    entries.iter().any(|e| {
+                        e["actor"] == name
+                            && e["action"] == action
+                            && (action == "change_password"
+                                || e["target"].as_str().is_some_and(|t| t.contains(token)))
+                    }),
+                    format!("no {action} by {name} in the audit log: {audit}"),
+                )?;
+            }
+            let terminal = admin.get(&format!("/api/terminals/{registration_terminal}"));
+            ensure(
+                terminal
+                    .to_string()
+                    .contains("\"registration\":\"approved\""),
+                format!("{registration_terminal} is not approved again: {terminal}"),
+            )
+        },
+    );
+    // Whatever the scenario did, the rack's uplink is approved again.
+    let (status, body) = admin.call(
+        reqwest::Method::PUT,
+        &format!("/api/terminals/{registration_terminal}/registration"),
+        Some(json!({"registration": "approved"})),
+    );
+    assert_eq!(
+        status, 200,
+        "approving {registration_terminal} again: {body}"
     );
 
     judge(

@@ -74,6 +74,25 @@ pub struct PackSnapshot {
 impl PackSnapshot {
     /// Parses a read-all reply or an active upload received at `received_at`.
     pub fn parse(frame: &[u8], received_at: Instant) -> Result<PackSnapshot, SnapshotError> {
+        PackSnapshot::parse_keeping(frame, received_at, true)
+    }
+
+    /// As [`parse`](PackSnapshot::parse), with the same checks (settings included), but without
+    /// a copy of every field's wire bytes: [`fields`](PackSnapshot::fields) is left empty, which
+    /// saves an allocation per field. For a receiver that keeps the whole frame anyway (the
+    /// platform stores it).
+    pub fn parse_measurements(
+        frame: &[u8],
+        received_at: Instant,
+    ) -> Result<PackSnapshot, SnapshotError> {
+        PackSnapshot::parse_keeping(frame, received_at, false)
+    }
+
+    fn parse_keeping(
+        frame: &[u8],
+        received_at: Instant,
+        keep_fields: bool,
+    ) -> Result<PackSnapshot, SnapshotError> {
         let message = Message::parse(frame).map_err(SnapshotError::Malformed)?;
         let Body::Data(info) = message.body else {
             return Err(SnapshotError::NotData);
@@ -95,9 +114,14 @@ impl PackSnapshot {
         };
         let mut seen_voltage = false;
         let mut seen_current = false;
+        // Every field's wire bytes by identifier (the last copy wins, as in `fields`).
+        let mut wire: [Option<&[u8]>; 256] = [None; 256];
         for (field, (id, value)) in info.fields().zip(info.values()) {
             if id != Identifier::CellVoltages {
-                reading.fields.insert(id, field.bytes.to_vec());
+                wire[usize::from(id as u8)] = Some(field.bytes);
+                if keep_fields {
+                    reading.fields.insert(id, field.bytes.to_vec());
+                }
             }
             match (id, value) {
                 (Identifier::CellVoltages, Value::CellVoltages(cells)) => {
@@ -146,11 +170,10 @@ impl PackSnapshot {
         let has_settings = bmslink_proto::TABLE
             .iter()
             .filter(|info| Settings::covers(info.id))
-            .all(|info| reading.fields.contains_key(&info.id));
+            .all(|info| wire[usize::from(info.id as u8)].is_some());
         if has_settings {
-            let settings =
-                Settings::from_registers(|id| reading.fields.get(&id).map(Vec::as_slice))
-                    .map_err(SnapshotError::Settings)?;
+            let settings = Settings::from_registers(|id| wire[usize::from(id as u8)])
+                .map_err(SnapshotError::Settings)?;
             reading.settings = Some(settings);
         }
         Ok(reading)
@@ -254,6 +277,42 @@ mod tests {
             Some(&[0, 0, 0, 0x51][..])
         );
         assert_eq!(reading.field(Identifier::CellVoltages), None);
+    }
+
+    #[test]
+    fn measurements_alone_are_the_snapshot_without_its_fields() {
+        let mut snapshots = 0;
+        for name in vectors::ids() {
+            let Some(frame) = vectors::bytes(name) else {
+                continue;
+            };
+            let full = PackSnapshot::parse(&frame, Instant::ZERO);
+            let light = PackSnapshot::parse_measurements(&frame, Instant::ZERO);
+            match (full, light) {
+                (Ok(full), Ok(light)) => {
+                    assert!(light.fields.is_empty(), "{name}");
+                    assert!(!full.fields.is_empty(), "{name}");
+                    assert_eq!(
+                        PackSnapshot {
+                            fields: BTreeMap::new(),
+                            ..full
+                        },
+                        light,
+                        "{name}"
+                    );
+                    snapshots += 1;
+                }
+                (full, light) => assert_eq!(full.map(|_| ()), light.map(|_| ()), "{name}"),
+            }
+        }
+        assert!(snapshots >= 5, "the vectors hold several read-all replies");
+        let mut frame = vectors::bytes("A03").unwrap();
+        let last = frame.len() - 1;
+        frame[last] ^= 1;
+        assert!(matches!(
+            PackSnapshot::parse_measurements(&frame, Instant::ZERO),
+            Err(SnapshotError::Malformed(_))
+        ));
     }
 
     #[test]

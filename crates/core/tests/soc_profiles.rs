@@ -7,7 +7,7 @@
 //!
 //! The goals: RMSE <= 1 % (NMC) and <= 1.5 % (LFP) from the true SOC; from a start 10 % off,
 //! NMC within 2 % after 10 minutes (and staying within), LFP within 2 % from the first knee
-//! on (the first sample with the true SOC at or below 15 % or at or above 95 %).
+//! on (the first sample with the true SOC in a knee, see [`Knees`]).
 //! `accuracy_goals_of_issue_3_*` assert them for every profile and scenario; the goals not
 //! met yet are ignored with the reason (see README, "SOC accuracy"). The `*_regression` tests
 //! hold every other figure measured when the estimator was last changed, with a little margin.
@@ -89,6 +89,83 @@ fn profile_capacity_ah(rows: &[Row]) -> f64 {
     -variance / covariance
 }
 
+/// OCV slope, volts per unit of SOC (10 mV per %), from which the curve counts as a knee.
+///
+/// Issue 3 asks that the voltage correct the SOC "where the OCV slope makes it informative" and
+/// that LFP be within 2 % "once a knee is reached": a knee is where the voltage can tell a 2 %
+/// error, which takes a slope of about 1 V per unit of SOC: 2 % is then 20 mV, above the
+/// hysteresis half-gap (12-15 mV) and the few millivolts of noise and table error. LFP's
+/// sloped middle parts (0.2-0.5 V per unit on Prada2013, a 2 % error there is 4-10 mV, within
+/// the hysteresis) are not knees. On Prada2013 the knees so defined are at or below 17.5 % and
+/// at or above 97 % of SOC (from 80 to 95 % the curve rises by 2 mV; a fixed 95 % counted that
+/// flat end as a knee).
+const KNEE_SLOPE_V: f64 = 1.0;
+
+/// Where the profile's cell is in a knee: the true SOC at or below `low` or at or above `high`.
+#[derive(Clone, Copy, Debug)]
+struct Knees {
+    low: f64,
+    high: f64,
+}
+
+impl Knees {
+    fn contain(&self, soc: f64) -> bool {
+        soc <= self.low || soc >= self.high
+    }
+}
+
+/// The knees of the profile's cell, from its own OCV curve (the JSON beside the CSV:
+/// `ocv_table_fine_25c`, 0.5 % steps, written by `generate_pybamm.py`, or the 5 % table
+/// `ocv_table_25c` of profiles without it): the ends of the curve over which the slope stays
+/// at or above [`KNEE_SLOPE_V`].
+fn knees(name: &str) -> Knees {
+    let path = format!(
+        "{}/tests/data/profiles/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let table = json_table(&text, "ocv_table_fine_25c")
+        .or_else(|| json_table(&text, "ocv_table_25c"))
+        .unwrap();
+    let slope = |n: usize| {
+        let (a, b) = (
+            table[n.saturating_sub(1)],
+            table[(n + 1).min(table.len() - 1)],
+        );
+        (b.1 - a.1) / (b.0 - a.0)
+    };
+    let steep = |n: &usize| slope(*n) >= KNEE_SLOPE_V;
+    let low_end = (0..table.len()).take_while(steep).last().unwrap();
+    let high_start = (0..table.len()).rev().take_while(steep).last().unwrap();
+    Knees {
+        low: table[low_end].0,
+        high: table[high_start].0,
+    }
+}
+
+/// The `[[soc, volts], ...]` array under `key` in a JSON text (the profiles' metadata).
+fn json_table(text: &str, key: &str) -> Option<Vec<(f64, f64)>> {
+    let start = text.find(&format!("\"{key}\""))?;
+    let rest = &text[start..];
+    let open = rest.find('[')?;
+    let mut depth = 0;
+    let close = open
+        + rest[open..].find(|c: char| {
+            depth += match c {
+                '[' => 1,
+                ']' => -1,
+                _ => 0,
+            };
+            depth == 0
+        })?;
+    let numbers: Vec<f64> = rest[open..close]
+        .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == 'e'))
+        .filter(|field| !field.is_empty())
+        .map(|field| field.parse().unwrap())
+        .collect();
+    Some(numbers.chunks(2).map(|pair| (pair[0], pair[1])).collect())
+}
+
 fn chemistry(name: &str) -> Chemistry {
     if name.starts_with("lfp") {
         Chemistry::Lfp
@@ -100,7 +177,7 @@ fn chemistry(name: &str) -> Chemistry {
 /// The figures of one replay.
 struct Outcome {
     metrics: SocMetrics,
-    /// From the first sample with the true SOC at or below 15 % or at or above 95 %.
+    /// From the first sample with the true SOC in a knee ([`knees`]).
     after_knee: SocMetrics,
     /// Largest error from 10 minutes on.
     max_after_10_min: f64,
@@ -115,6 +192,7 @@ type Scenario = (&'static str, i32, i32);
 fn replay(name: &str, capacity_error: f64, initial_soc_error: f64) -> Outcome {
     let rows = load(name);
     let capacity = profile_capacity_ah(&rows);
+    let knees = knees(name);
     let told = (capacity * (1.0 + capacity_error)) as f32;
     let mut config = SocConfig::new(chemistry(name), told);
     config.initial_soc = Some((rows[0].soc_true + initial_soc_error).clamp(0.0, 1.0) as f32);
@@ -137,7 +215,7 @@ fn replay(name: &str, capacity_error: f64, initial_soc_error: f64) -> Outcome {
         estimator.update(dt, -discharge as f32, voltage as f32, row.temp_c as f32);
         let estimate = f64::from(estimator.soc());
         metrics.push(row.t_s, estimate, row.soc_true);
-        if after_knee.samples() > 0 || row.soc_true <= 0.15 || row.soc_true >= 0.95 {
+        if after_knee.samples() > 0 || knees.contain(row.soc_true) {
             after_knee.push(row.t_s, estimate, row.soc_true);
         }
         if row.t_s - rows[0].t_s >= 600.0 {
@@ -229,7 +307,7 @@ fn accuracy_goals_of_issue_3_nmc_cold_start() {
 
 #[test]
 fn accuracy_goals_of_issue_3_lfp_rmse_from_the_true_initial_soc() {
-    // Measured, seed 1: 0.64-1.15 % RMSE (seeds 1-5: 0.61-1.32 %).
+    // Measured, seed 1: 0.64-1.31 % RMSE (seeds 1-5: 0.62-1.31 %).
     for (name, capacity_error, outcome) in warm(&LFP) {
         let rmse = outcome.metrics.rmse();
         assert!(rmse <= 0.015, "{name} {capacity_error:+}: RMSE {rmse}");
@@ -239,8 +317,9 @@ fn accuracy_goals_of_issue_3_lfp_rmse_from_the_true_initial_soc() {
 #[test]
 #[ignore = "not met: 0.9-2.6 % after the first knee on the profiles that discharge first (the \
             capacity error drifts 2-3 % over the charge that follows, with no rest on a slope \
-            to correct it), 5-11.8 % on those that charge first (at 95 % the curve is still \
-            flat: the start's error is still there until the full charge is read)"]
+            to correct it), 3.0-11.9 % on those that charge first (on entering the knee at 97 % \
+            the OCV is 14 mV above its value at 87 %, within the hysteresis: a 10 % error cannot \
+            show yet; the full charge reads it 220-240 s later)"]
 fn accuracy_goals_of_issue_3_lfp_cold_start_after_the_knee() {
     for (name, capacity_error, start, outcome) in cold(&LFP) {
         let after = outcome.after_knee.max_abs_error();
@@ -276,7 +355,7 @@ fn nmc_cold_start_regression() {
 
 #[test]
 fn lfp_from_the_true_initial_soc_regression() {
-    // Measured, seed 1: end error within 0.52 %.
+    // Measured, seed 1: end error within 0.53 %.
     for (name, capacity_error, outcome) in warm(&LFP) {
         let end = outcome.metrics.end_error();
         assert!(
@@ -290,9 +369,9 @@ fn lfp_from_the_true_initial_soc_regression() {
 fn lfp_cold_start_regression() {
     // 10 % off is not corrected on the plateau (by design), but at rests on the sloped parts,
     // at the knees and at full charge; every profile reaches a knee. Measured, seed 1: RMSE
-    // 3.5-5.7 %, within 0.52 % at the end, at most 2.6 % after the first knee on the profiles
-    // that discharge first and 2.2 % after the first full charge on those that charge first
-    // (whose first knee sample, at 95 %, still carries the start's error).
+    // 3.4-5.9 %, within 0.55 % at the end, at most 2.6 % after the first knee on the profiles
+    // that discharge first and 2.4 % after the first full charge on those that charge first
+    // (whose first knee samples, from 97 %, still carry the start's error).
     for (name, capacity_error, start, outcome) in cold(&LFP) {
         let scenario = format!("{name} {capacity_error:+} {start:+}");
         assert!(

@@ -15,36 +15,9 @@ events=${1:-20}
 gap_ms=${2:-1500}
 cd "$(dirname "$0")/../../.."
 cargo build --release -q -p bmslink -p bmslink-platform --example fault_box
-bin=$PWD/target/release/bmslink
-[ -d crates/cli/tests/browser/node_modules/playwright-core ] ||
-  (cd crates/cli/tests/browser && npm ci --no-audit --no-fund)
-# Free loopback ports now (the platform's configuration takes no port 0).
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-dir=$(mktemp -d)
-platform=
-cleanup() {
-  [ -n "$platform" ] && kill "$platform" 2>/dev/null && wait "$platform" 2>/dev/null
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-cat >"$dir/platform.toml" <<TOML
-log_level = "warn"
-data_dir = "$dir/data"
-[devices]
-listen = "127.0.0.1:$(free_port)"
-[http]
-listen = "127.0.0.1:$(free_port)"
-TOML
-password=$("$bin" platform --config "$dir/platform.toml" create-admin bench | sed -n 's/.*keep it safe): //p')
-"$bin" platform --config "$dir/platform.toml" >"$dir/platform.out" 2>"$dir/platform.log" &
-platform=$!
-for _ in $(seq 1 100); do
-  grep -q 'HTTP API on' "$dir/platform.out" && break
-  sleep 0.1
-done
-http=$(sed -n 's|.*HTTP API on http://\([^/]*\)/api.*|\1|p' "$dir/platform.out")
-devices=$(sed -n 's|.*data boxes on \([^,]*\),.*|\1|p' "$dir/platform.out")
-[ -n "$http" ] && [ -n "$devices" ] || { cat "$dir/platform.out" "$dir/platform.log"; exit 1; }
+source crates/platform/benches/lib/platform.sh
+ensure_playwright
+start_platform bench
 echo "platform: web app http://$http/, devices $devices; $events faults"
 BMSLINK_URL="http://$http/" BMSLINK_USER=bench BMSLINK_PASSWORD="$password" \
   BMSLINK_DEVICES="$devices" BMSLINK_FAULT_BOX="$PWD/target/release/examples/fault_box" \

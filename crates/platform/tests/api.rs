@@ -1070,6 +1070,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/registrations"),
     ("get", "/api/settings/schema"),
     ("get", "/api/commands/{id}"),
+    ("get", "/api/events"),
     ("get", "/api/alarms"),
     ("post", "/api/alarms/{id}/acknowledge"),
     ("get", "/api/users"),

@@ -13,7 +13,7 @@ mod support;
 
 use bmslink_platform::store::postgres::PgStore;
 use bmslink_platform::store::sqlite::{SqliteStore, SCHEMA_VERSION};
-use bmslink_platform::store::{Store, StoreError};
+use bmslink_platform::store::{InsertReport, Store, StoreError};
 use cases::Fixture;
 
 /// A fresh SQLite database in a temporary directory (kept as long as the guard lives).
@@ -74,10 +74,13 @@ macro_rules! suite {
 
 suite!(
     insert_and_dedup,
+    dedup_stores_a_gap_below_the_newest,
+    dedup_keys_expire_with_their_day,
     latest_row,
     fleet_lists_latest_and_active_alarms,
     raw_history,
     maintain_rolls_up_minutes_and_hours,
+    energy_spans_maintenance_passes,
     retention_deletes_raw_but_rollups_answer,
     terminals_connect_register_and_name,
     a_stale_disconnect_leaves_the_terminal_online,
@@ -136,6 +139,39 @@ async fn sqlite_reopens_with_its_data_and_sqlite3_can_read_it() {
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+fn counts(report: InsertReport) -> (u64, u64) {
+    (report.inserted, report.duplicates)
+}
+
+#[tokio::test]
+async fn sqlite_dedup_keys_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("platform.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    let rows = (1..=3).map(|r| cases::row(3, r, cases::BASE)).collect();
+    store.insert_telemetry(rows).await.unwrap();
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    let again = vec![cases::row(3, 2, cases::BASE), cases::row(3, 4, cases::BASE)];
+    assert_eq!(counts(store.insert_telemetry(again).await.unwrap()), (1, 1));
+}
+
+#[tokio::test]
+async fn sqlite_a_second_writer_on_the_file_is_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("platform.sqlite");
+    let (a, b) = (
+        SqliteStore::open(&path).unwrap(),
+        SqliteStore::open(&path).unwrap(),
+    );
+    let one = || vec![cases::row(3, 1, cases::BASE)];
+    assert_eq!(counts(a.insert_telemetry(one()).await.unwrap()), (1, 0));
+    assert_eq!(counts(b.insert_telemetry(one()).await.unwrap()), (0, 1));
+    let two = || vec![cases::row(3, 2, cases::BASE)];
+    assert_eq!(counts(b.insert_telemetry(two()).await.unwrap()), (1, 0));
+    assert_eq!(counts(a.insert_telemetry(two()).await.unwrap()), (0, 1));
 }
 
 #[tokio::test]

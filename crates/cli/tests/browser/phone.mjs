@@ -1,5 +1,5 @@
-// Scenario f: on a phone-sized viewport (390 x 844) the fleet and pack pages fit the width:
-// nothing makes the page scroll sideways.
+// Scenario f: on a phone-sized viewport (390 x 844) the fleet, pack, alarms, account,
+// registrations and audit pages fit the width: nothing makes the page scroll sideways.
 import { check, login, log, horizontalOverflow, newPage, route, runScenario, shot, until } from './lib.mjs';
 
 await runScenario('phone', async (scenario) => {
@@ -29,10 +29,36 @@ await runScenario('phone', async (scenario) => {
   await page.locator('[data-test=alarms-table]').waitFor();
   const alarms = await horizontalOverflow(page);
   await shot(scenario, page, 'phone-alarms');
-  log(`widths: fleet ${JSON.stringify(fleet)} pack ${JSON.stringify(packPage)} alarms ${JSON.stringify(alarms)}`);
-  const wide = Object.entries({ fleet, pack: packPage, alarms })
+
+  // The account page through the menu's whoami link.
+  await page.locator('#menu-toggle').click();
+  await page.locator('[data-test=nav-account]').click();
+  await page.locator('[data-test=tokens-table]').waitFor();
+  await page.locator('[data-test=token-name]').fill('phone');
+  await page.locator('[data-test=token-create]').click();
+  await page.locator('[data-test=token-secret]').waitFor();
+  await page.locator('[data-test=tokens-table] [data-token]').first().waitFor();
+  const account = await horizontalOverflow(page);
+  await shot(scenario, page, 'phone-account');
+  const created = page.locator('[data-test=tokens-table] [data-token]').filter({ hasText: 'phone' });
+  await created.first().locator('[data-test=token-revoke]').click();
+  await page.locator('[data-test=dialog-confirm]').click();
+  await until('the phone token revoked', async () => (await created.count()) === 0);
+
+  await route(scenario, page, '#/registrations');
+  await page.locator('[data-test=registrations-table]').waitFor();
+  const registrations = await horizontalOverflow(page);
+  await shot(scenario, page, 'phone-registrations');
+
+  await route(scenario, page, '#/audit');
+  await page.locator('[data-test=audit-table] tr[data-action]').first().waitFor();
+  const audit = await horizontalOverflow(page);
+  await shot(scenario, page, 'phone-audit');
+  const widths = { fleet, pack: packPage, alarms, account, registrations, audit };
+  log(`widths: ${JSON.stringify(widths)}`);
+  const wide = Object.entries(widths)
     .filter(([, w]) => w.overflows)
     .map(([name, w]) => `${name} (${Math.max(w.document, w.body)} px > ${w.viewport} px)`);
   check(wide.length === 0, `pages wider than the phone: ${wide.join(', ')}`);
-  return { fleet, pack: packPage, alarms };
+  return widths;
 });

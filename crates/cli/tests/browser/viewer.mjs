@@ -31,6 +31,8 @@ await runScenario('viewer', async (scenario) => {
   await route(scenario, page, '#/alarms');
   const table = page.locator('[data-test=alarms-table]');
   await table.waitFor();
+  // The list is loaded once it shows rows or says it has none.
+  await table.locator('[data-alarm], .empty-row').first().waitFor();
   const alarms = await table.locator('[data-alarm]').count();
   check((await page.locator('[data-test=ack]').count()) === 0, 'a viewer has acknowledge buttons');
   await shot(scenario, page, 'viewer-alarms');

@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 mod codec;
+mod keys;
 pub mod postgres;
 pub mod sqlite;
 
@@ -186,7 +187,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     // --- Telemetry ---------------------------------------------------------------------------
 
     /// Stores a batch (one transaction), skipping rows whose (terminal, record) is stored
-    /// already; updates each terminal's latest row and `last_seen`.
+    /// already (exactly that record: one below the terminal's newest that was never stored is
+    /// stored); updates each terminal's latest row and `last_seen`. The keys of a UTC day are
+    /// forgotten when raw retention has dropped every row of that day.
     fn insert_telemetry(
         &self,
         rows: Vec<TelemetryRow>,

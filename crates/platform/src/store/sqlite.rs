@@ -18,9 +18,15 @@
 //! An in-memory store ([`SqliteStore::open_in_memory`]) has no readers: everything runs on the
 //! writer thread.
 //!
+//! Telemetry is append-only (schema version 3): rows in arrival order, dedup against the
+//! writer's in-memory record runs (`keys.rs`, persisted in `telemetry_keys` in the same
+//! transaction), history through a (10-second slot, terminal) index. So one platform process
+//! writes a SQLite file (a second writer is noticed and the keys reloaded, see `keys.rs`).
+//!
 //! Command notices ([`CommandNotice`]) are an in-process broadcast channel: one SQLite file
 //! belongs to one platform process.
 
+mod keys;
 mod processes;
 mod records;
 mod schema;
@@ -33,7 +39,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, oneshot, Semaphore};
-use writer::WriteJob;
+use writer::{Db, WriteJob};
 
 use crate::model::{
     Alarm, AlarmKind, AuditEntry, Command, CommandRequest, CommandState, ConnectionOwner,
@@ -97,7 +103,7 @@ impl SqliteStore {
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(READERS)),
         };
-        SqliteStore::start(writer, Some(readers))
+        SqliteStore::start(Db::open(writer)?, Some(readers))
     }
 
     /// A private database in memory (tests, demos): gone when the last clone is dropped.
@@ -105,10 +111,10 @@ impl SqliteStore {
         let mut writer = Connection::open_in_memory().context("opening an in-memory database")?;
         configure(&writer, false)?;
         schema::migrate(&mut writer)?;
-        SqliteStore::start(writer, None)
+        SqliteStore::start(Db::open(writer)?, None)
     }
 
-    fn start(writer: Connection, readers: Option<ReaderPool>) -> StoreResult<SqliteStore> {
+    fn start(writer: Db, readers: Option<ReaderPool>) -> StoreResult<SqliteStore> {
         let (notices, _) = broadcast::channel(NOTICE_CAPACITY);
         Ok(SqliteStore {
             shared: Arc::new(Shared {
@@ -125,10 +131,19 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
+        self.write_db(move |db| job(&mut db.connection)).await
+    }
+
+    /// Runs `job` on the writer thread's state (connection and dedup keys).
+    async fn write_db<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> StoreResult<T> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let job = WriteJob::Other(Box::new(move |connection| {
+        let job = WriteJob::Other(Box::new(move |db: &mut Db| {
             // The caller may have gone (cancelled): then nobody needs the answer.
-            let _ = reply.send(job(connection));
+            let _ = reply.send(job(db));
         }));
         self.shared.writer.send(job).map_err(|_| writer_gone())?;
         answer.await.map_err(|_| writer_gone())?
@@ -338,7 +353,7 @@ impl Store for SqliteStore {
         now: Timestamp,
         retention: Retention,
     ) -> StoreResult<MaintenanceReport> {
-        self.write(move |c| telemetry::maintain(c, now, retention))
+        self.write_db(move |db| telemetry::maintain(db, now, retention))
             .await
     }
 

@@ -190,6 +190,71 @@ pub async fn insert_and_dedup<S: Store>(f: &Fixture<S>) {
     assert_eq!(empty, InsertReport::default());
 }
 
+/// Dedup is exact: a record below the newest that was never stored (its batch refused, sent
+/// again later) is stored; only the records stored are duplicates, seen from every handle.
+pub async fn dedup_stores_a_gap_below_the_newest<S: Store>(f: &Fixture<S>) {
+    let rows = vec![
+        row(3, 1, BASE),
+        row(3, 2, BASE + SECOND),
+        row(3, 4, BASE + 3 * SECOND),
+    ];
+    f.store.insert_telemetry(rows).await.unwrap();
+    let resent = vec![row(3, 3, BASE + 5 * SECOND), row(3, 4, BASE + 5 * SECOND)];
+    let report = f.store.insert_telemetry(resent).await.unwrap();
+    assert_eq!(
+        report,
+        InsertReport {
+            inserted: 1,
+            duplicates: 1
+        }
+    );
+    let more = vec![
+        row(3, 3, BASE + 6 * SECOND),
+        row(3, 1, BASE + 6 * SECOND),
+        row(3, 5, BASE + 6 * SECOND),
+    ];
+    let report = f.peer.insert_telemetry(more).await.unwrap();
+    assert_eq!(
+        report,
+        InsertReport {
+            inserted: 1,
+            duplicates: 2
+        }
+    );
+    let raw = f
+        .store
+        .history(Terminal(3), at(0), at(HOUR), Resolution::Raw)
+        .await
+        .unwrap();
+    let times: Vec<i64> = raw
+        .iter()
+        .map(|p| (p.at.millis() - BASE) / SECOND)
+        .collect();
+    assert_eq!(times, vec![0, 1, 3, 5, 6]);
+}
+
+/// The dedup keys of the days raw retention dropped go with them: such a record is stored
+/// again (a very late backlog, a record counter that wrapped); later days' keys stay.
+pub async fn dedup_keys_expire_with_their_day<S: Store>(f: &Fixture<S>) {
+    // BASE is the 14th, 22:00 UTC; the second row is on the 17th, 01:00.
+    let rows = vec![row(4, 1, BASE), row(4, 2, BASE + 2 * DAY + 3 * HOUR)];
+    f.store.insert_telemetry(rows).await.unwrap();
+    let retention = Retention {
+        raw: Duration::from_secs(86_400),
+        ..Retention::default()
+    };
+    f.store.maintain(at(3 * DAY), retention).await.unwrap();
+    let again = vec![row(4, 1, BASE + 3 * DAY), row(4, 2, BASE + 3 * DAY)];
+    let report = f.store.insert_telemetry(again).await.unwrap();
+    assert_eq!(
+        report,
+        InsertReport {
+            inserted: 1,
+            duplicates: 1
+        }
+    );
+}
+
 pub async fn latest_row<S: Store>(f: &Fixture<S>) {
     assert_eq!(f.store.latest(Terminal(7)).await.unwrap(), None);
     let newest = row(7, 9, BASE + 9 * SECOND);
@@ -364,6 +429,52 @@ pub async fn maintain_rolls_up_minutes_and_hours<S: Store>(f: &Fixture<S>) {
         .await
         .unwrap();
     assert_eq!(again, minutes);
+}
+
+/// Energy between a terminal's rows counts across maintenance passes: a pass finds the
+/// predecessor of its first row in what earlier passes rolled up (the nearest one, and none
+/// beyond the integration gap of 5 minutes).
+pub async fn energy_spans_maintenance_passes<S: Store>(f: &Fixture<S>) {
+    // Every `row` draws 52 V x -1.5 A = 78 W of discharge.
+    let watts = 78.0;
+    let rows = vec![row(1, 1, BASE), row(1, 2, BASE + 30 * SECOND)];
+    f.store.insert_telemetry(rows).await.unwrap();
+    f.store
+        .maintain(at(3 * MINUTE), Retention::default())
+        .await
+        .unwrap();
+    let later = vec![row(1, 3, BASE + 2 * MINUTE + 10 * SECOND)];
+    f.store.insert_telemetry(later).await.unwrap();
+    f.store
+        .maintain(at(4 * MINUTE), Retention::default())
+        .await
+        .unwrap();
+    let last = vec![row(1, 4, BASE + 6 * MINUTE)];
+    f.store.insert_telemetry(last).await.unwrap();
+    f.store
+        .maintain(at(7 * MINUTE), Retention::default())
+        .await
+        .unwrap();
+    let minutes = f
+        .store
+        .history(Terminal(1), at(0), at(HOUR), Resolution::Minute)
+        .await
+        .unwrap();
+    let buckets: Vec<(i64, u32)> = minutes
+        .iter()
+        .map(|p| ((p.at.millis() - BASE) / MINUTE, p.samples))
+        .collect();
+    assert_eq!(buckets, vec![(0, 2), (2, 1), (6, 1)]);
+    // Seconds since each bucket's previous row: 30 (within minute 0), 100 (from 0:30, two
+    // passes ago), 230 (from 2:10, not 0:30, which is 330 s away, beyond the gap).
+    for (point, seconds) in minutes.iter().zip([30.0, 100.0, 230.0]) {
+        close(
+            point.discharged_wh,
+            watts * seconds / 3600.0,
+            "discharged Wh",
+        );
+        close(point.charged_wh, 0.0, "charged Wh");
+    }
 }
 
 pub async fn retention_deletes_raw_but_rollups_answer<S: Store>(f: &Fixture<S>) {

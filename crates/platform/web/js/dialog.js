@@ -18,24 +18,33 @@ export function ask({ title, text = '', input = null, confirm = 'OK', danger = f
         h('button', { type: 'button', class: 'btn btn-ghost', 'data-test': 'dialog-cancel', text: 'Cancel', onclick: () => finish(null) }),
         h('button', { type: 'submit', class: `btn ${danger ? 'btn-danger' : 'btn-primary'}`, 'data-test': 'dialog-confirm', text: confirm })));
     const dialog = h('dialog', { class: 'dialog dialog-small', 'data-test': 'dialog' }, form);
-    let done = false;
-    function finish(result) {
-      if (done) return;
-      done = true;
-      dialog.close();
-      dialog.remove();
-      resolve(result);
-    }
+    const finish = openModal(dialog, resolve, field ?? form.querySelector('[data-test=dialog-confirm]'));
     form.addEventListener('submit', (event) => {
       event.preventDefault();
       finish({ value: field ? field.value : '' });
     });
-    dialog.addEventListener('cancel', (event) => {
-      event.preventDefault();
-      finish(null);
-    });
-    document.body.append(dialog);
-    dialog.showModal();
-    (field ?? form.querySelector('[data-test=dialog-confirm]')).focus();
   });
+}
+
+/**
+ * Shows `dialog` as a modal with `focus` focused; Escape resolves null. Returns `finish(result)`,
+ * which closes and removes it and resolves `result` (once: later calls do nothing).
+ */
+export function openModal(dialog, resolve, focus) {
+  let done = false;
+  function finish(result) {
+    if (done) return;
+    done = true;
+    dialog.close();
+    dialog.remove();
+    resolve(result);
+  }
+  dialog.addEventListener('cancel', (event) => {
+    event.preventDefault();
+    finish(null);
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+  focus?.focus();
+  return finish;
 }

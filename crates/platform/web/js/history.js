@@ -82,6 +82,7 @@ export class HistoryPanel {
     for (const entry of this.charts) {
       entry.chart = createChart(entry.box, entry.spec);
     }
+    this.clear();
     this.load();
   }
 
@@ -95,13 +96,21 @@ export class HistoryPanel {
     this.range = range;
     this.resolution = RANGES[range].resolutions[0];
     this.markButtons();
+    this.clear();
     this.load();
   }
 
   setResolution(resolution) {
     this.resolution = resolution;
     this.markButtons();
+    this.clear();
     this.load();
+  }
+
+  /** Drops the previous range's points: the axes show the chosen range at once, not the old one. */
+  clear(loading = true) {
+    this.points = [];
+    this.render({ loading });
   }
 
   markButtons() {
@@ -121,11 +130,13 @@ export class HistoryPanel {
       const path = `/terminals/${encodeURIComponent(this.terminal)}/history${query({ from, to, resolution: this.resolution })}`;
       const history = await api.get(path, { signal: controller.signal });
       this.points = history.points;
+      this.loadedRange = `${this.range}/${this.resolution}`;
       replace(this.message);
       this.render();
     } catch (error) {
       if (error.name === 'AbortError') return;
       replace(this.message, h('div', { class: 'notice notice-error', role: 'alert', text: error.message }));
+      if (this.loadedRange !== `${this.range}/${this.resolution}`) this.clear(false);
     } finally {
       if (this.controller === controller) setText(this.status, this.describe());
     }
@@ -150,18 +161,18 @@ export class HistoryPanel {
     setText(this.status, this.describe());
   }
 
-  render() {
+  render({ loading = false } = {}) {
     const xs = this.points.map((p) => p.at);
     const to = Date.now();
     const range = { from: to - RANGES[this.range].span, to };
     for (const { spec, chart } of this.charts) {
       if (!chart) continue;
       const columns = spec.series.map((_, index) => this.points.map((p) => spec.values(p)[index] ?? null));
-      chart.setData(xs, columns, range);
+      chart.setData(xs, columns, range, { loading });
     }
     const { charged, discharged } = this.resolution === 'raw' ? integrate(this.points) : sumRollups(this.points);
-    setText(this.charged, fmt.energy(charged));
-    setText(this.discharged, fmt.energy(discharged));
+    setText(this.charged, loading ? '\u2013' : fmt.energy(charged));
+    setText(this.discharged, loading ? '\u2013' : fmt.energy(discharged));
   }
 
   describe() {

@@ -12,8 +12,13 @@ import * as pack from './pack.js';
 import * as alarms from './alarms.js';
 import * as settings from './settings.js';
 import * as users from './users.js';
+import * as account from './account.js';
+import * as registrations from './registrations.js';
+import * as audit from './audit.js';
 
-const PAGES = { login, fleet, pack, alarms, settings, users };
+const PAGES = { login, fleet, pack, alarms, settings, users, account, registrations, audit };
+/** How often the nav's counts are refetched besides live events (new terminals raise none). */
+const COUNTS_MS = 30e3;
 
 const view = document.getElementById('view');
 let unmount = null;
@@ -47,6 +52,7 @@ function show(route) {
   }
   const page = PAGES[route.name] ?? fleet;
   markNav(route.name);
+  refreshBadges();
   document.getElementById('topbar').hidden = !currentUser();
   view.className = `view view-${route.name}`;
   replace(view);
@@ -64,11 +70,17 @@ function onLogin(user) {
 function signedIn(user) {
   setUser(user);
   const whoami = document.querySelector('[data-test=whoami]');
-  replace(whoami, h('span', { class: 'whoami-name', text: user.name }),
-    h('span', { class: `role role-${user.role}`, text: user.role }));
+  // The name opens the account page (password, API tokens).
+  replace(whoami, h('a', { href: links.account(), class: 'whoami-link', 'data-test': 'nav-account', 'data-nav': 'account',
+    title: 'Your account: password and API tokens' },
+    h('span', { class: 'whoami-name', text: user.name }),
+    h('span', { class: `role role-${user.role}`, text: user.role })));
   const admin = document.getElementById('nav-admin');
-  replace(admin, isAdmin() ? h('a', { href: links.users(), 'data-test': 'nav-users', 'data-nav': 'users', text: 'Users' }) : null);
-  refreshAlarmBadge();
+  replace(admin, isAdmin() ? [
+    h('a', { href: links.users(), 'data-test': 'nav-users', 'data-nav': 'users', text: 'Users' }),
+    h('a', { href: links.audit(), 'data-test': 'nav-audit', 'data-nav': 'audit', text: 'Audit' }),
+  ] : null);
+  refreshBadges();
 }
 
 /** Forgets the user: no name, no admin link, no live feed. */
@@ -106,7 +118,10 @@ function setupTopbar() {
     document.getElementById('topbar').classList.toggle('menu-open', open);
   });
   onLive('alarm', alarmChanged);
-  onLive('refresh', refreshAlarmBadge);
+  onLive('refresh', refreshBadges);
+  // Pages that change a count (a registration decided) ask for a refresh.
+  window.addEventListener('bmslink:counts', refreshBadges);
+  setInterval(refreshBadges, COUNTS_MS);
 }
 
 function closeMenu() {
@@ -126,26 +141,33 @@ function alarmChanged(event) {
     const what = (event.warning || event.kind || 'alarm').replace(/_/g, ' ');
     toast(`Alarm raised on ${event.terminal}: ${what}`, 'alarm', { href: links.pack(event.terminal) });
   }
-  refreshAlarmBadge();
+  refreshBadges();
 }
 
 let badgeTimer = null;
 
-/** The number of active alarms next to "Alarms" (from the fleet counts; throttled). */
-function refreshAlarmBadge() {
+/**
+ * The numbers next to "Alarms" (active alarms) and "Registrations" (terminals waiting for
+ * approval), from the fleet counts; throttled.
+ */
+function refreshBadges() {
   if (badgeTimer || !currentUser()) return;
   badgeTimer = setTimeout(async () => {
     badgeTimer = null;
     try {
       const page = await api.get('/fleet?limit=1');
-      const badge = document.getElementById('nav-alarm-badge');
-      const count = page.counts.active_alarms;
-      badge.hidden = !count;
-      badge.textContent = String(count);
+      setBadge('nav-alarm-badge', page.counts.active_alarms);
+      setBadge('nav-registration-badge', page.counts.pending);
     } catch {
       // The badge is a convenience; the pages show errors.
     }
   }, 300);
+}
+
+function setBadge(id, count) {
+  const badge = document.getElementById(id);
+  badge.hidden = !count;
+  badge.textContent = String(count ?? 0);
 }
 
 

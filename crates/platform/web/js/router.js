@@ -1,4 +1,5 @@
-// Hash routes: #/login, #/fleet, #/pack/<terminal>, #/alarms, #/settings/<terminal>, #/users.
+// Hash routes: #/login, #/fleet, #/pack/<terminal>, #/alarms, #/settings/<terminal>, #/users,
+// #/account, #/registrations, #/audit.
 
 /** The current route: its page name and path parameters ("#/pack/0003E8" -> pack, [0003E8]). */
 export function currentRoute() {
@@ -25,5 +26,8 @@ export const links = {
   pack: (terminal) => `#/pack/${encodeURIComponent(terminal)}`,
   settings: (terminal) => `#/settings/${encodeURIComponent(terminal)}`,
   users: () => '#/users',
+  account: () => '#/account',
+  registrations: () => '#/registrations',
+  audit: () => '#/audit',
   login: () => '#/login',
 };

@@ -1,5 +1,6 @@
 // The settings write's confirmation dialog (old -> new) and its outcome per setting.
 
+import { openModal } from './dialog.js';
 import { h } from './dom.js';
 import * as fmt from './format.js';
 
@@ -24,21 +25,7 @@ export function confirmWrite(terminal, fields) {
         h('button', { type: 'button', class: 'btn btn-ghost', 'data-test': 'cancel-write', text: 'Cancel', onclick: () => finish(null) }),
         h('button', { type: 'button', class: 'btn btn-primary', 'data-test': 'confirm-write', text: 'Write settings',
           onclick: () => finish({ password: password.value }) })));
-    let done = false;
-    function finish(result) {
-      if (done) return;
-      done = true;
-      dialog.close();
-      dialog.remove();
-      resolve(result);
-    }
-    dialog.addEventListener('cancel', (event) => {
-      event.preventDefault();
-      finish(null);
-    });
-    document.body.append(dialog);
-    dialog.showModal();
-    dialog.querySelector('[data-test=confirm-write]').focus();
+    const finish = openModal(dialog, resolve, dialog.querySelector('[data-test=confirm-write]'));
   });
 }
 

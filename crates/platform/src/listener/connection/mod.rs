@@ -60,16 +60,25 @@ const LOGGED_ERRORS: u32 = 10;
 /// transport type 01"): the upload's command, terminal id and record number, source PC (the
 /// platform is the upper computer), transport 01, and an empty info field; 20 bytes.
 pub fn acknowledgement(upload: &Header) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(ACK_LEN);
+    append_acknowledgement(upload, &mut frame);
+    frame
+}
+
+/// Length of an [`acknowledgement`].
+const ACK_LEN: usize = 20;
+
+/// Appends the [`acknowledgement`] of `upload` to `out` (no allocation of its own).
+fn append_acknowledgement(upload: &Header, out: &mut Vec<u8>) {
     let header = Header {
         source: Source::Pc,
         transport: Transport::Response,
         ..*upload
     };
     let mut buffer = [0u8; 32];
-    FrameBuilder::new(&mut buffer, header)
-        .and_then(FrameBuilder::finish)
-        .map(<[u8]>::to_vec)
-        .unwrap_or_default()
+    if let Ok(frame) = FrameBuilder::new(&mut buffer, header).and_then(FrameBuilder::finish) {
+        out.extend_from_slice(frame);
+    }
 }
 
 /// Why a connection ended.
@@ -465,7 +474,8 @@ impl<S: crate::store::Store> Connection<S> {
             self.unregistered_upload(index, header);
             return Ok(());
         }
-        let snapshot = match PackSnapshot::parse(&raw, self.context.clock.now()) {
+        // The row keeps the whole frame: the snapshot need not copy each field's bytes.
+        let snapshot = match PackSnapshot::parse_measurements(&raw, self.context.clock.now()) {
             Ok(snapshot) => snapshot,
             Err(error) => {
                 ListenerStats::bump(&self.context.stats.bad_content);
@@ -548,7 +558,7 @@ impl<S: crate::store::Store> Connection<S> {
             };
             match done {
                 Some(Ok(())) => {
-                    answers.extend(acknowledgement(&ack.header));
+                    append_acknowledgement(&ack.header, &mut answers);
                     ListenerStats::bump(&self.links[ack.link].counters.acknowledged);
                     count += 1;
                 }

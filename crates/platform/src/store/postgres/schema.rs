@@ -166,8 +166,17 @@ CREATE TABLE processes (
 );
 ";
 
+/// Version 3: each minute roll-up keeps its last row's time and power, so a maintenance pass
+/// finds every terminal's predecessor (for energy) there instead of reading five more minutes
+/// of raw rows (the SQLite schema's version 3 does the same, with its telemetry layout).
+/// Buckets from before it have none: the first pass after the upgrade counts no energy between
+/// a terminal's last row before it and its first row in it.
+const V3: &str = "
+ALTER TABLE rollup_minute ADD COLUMN last_at bigint, ADD COLUMN last_power double precision;
+";
+
 /// The migrations, in order: index + 1 is the version each brings the schema to.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The newest schema version this program knows.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

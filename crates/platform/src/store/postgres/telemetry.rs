@@ -361,24 +361,37 @@ fn cell(row: &tokio_postgres::Row, name: &str) -> StoreResult<Option<u16>> {
         .transpose()
 }
 
-/// See `sqlite/telemetry.rs`: rows in `[$2, $3)` (`$2` = `$1` - gap) give each row its
-/// predecessor; buckets are written for rows in `[$1, $3)`, replacing earlier passes'.
+/// See `sqlite/telemetry.rs`: buckets for the rows in `[$1, $3)`, replacing earlier passes';
+/// a terminal's first row takes its predecessor from the roll-ups of `[$2, $1)` (`$2` = `$1`
+/// - gap), each of which keeps its last row's time and power.
 const ROLL_UP_MINUTES: &str = "
 INSERT INTO rollup_minute (terminal, bucket, samples, voltage_sum, current_sum, power_sum,
-                           soc_sum, t_min, t_max, cell_min, cell_max, charged_wh, discharged_wh)
+                           soc_sum, t_min, t_max, cell_min, cell_max, charged_wh, discharged_wh,
+                           last_at, last_power)
 SELECT terminal, (at / 60000) * 60000 AS minute, count(*), sum(voltage_mv), sum(current_ma),
        sum(power), sum(soc), min(t_min), max(t_max), min(cell_min), max(cell_max),
        coalesce(sum(CASE WHEN dt <= $4 THEN (greatest(power, 0) + greatest(prev_power, 0))
                                             / 2.0 * dt / 3600000.0 END), 0),
        coalesce(sum(CASE WHEN dt <= $4 THEN (greatest(-power, 0) + greatest(-prev_power, 0))
-                                            / 2.0 * dt / 3600000.0 END), 0)
+                                            / 2.0 * dt / 3600000.0 END), 0),
+       max(at),
+       max(CASE WHEN next_at IS NULL OR next_at / 60000 <> at / 60000 THEN power END)
 FROM (
-    SELECT terminal, at, voltage_mv, current_ma, soc, t_min, t_max, cell_min, cell_max,
-           voltage_mv * current_ma / 1000000.0::double precision AS power,
-           lag(voltage_mv * current_ma / 1000000.0::double precision) OVER w AS prev_power,
-           at - lag(at) OVER w AS dt
-    FROM telemetry
-    WHERE at >= $2 AND at < $3
+    SELECT terminal, at, voltage_mv, current_ma, soc, t_min, t_max, cell_min, cell_max, power,
+           lag(power) OVER w AS prev_power,
+           at - lag(at) OVER w AS dt,
+           lead(at) OVER w AS next_at
+    FROM (
+        SELECT terminal, at, record, voltage_mv, current_ma, soc, t_min, t_max, cell_min,
+               cell_max, voltage_mv * current_ma / 1000000.0::double precision AS power
+        FROM telemetry
+        WHERE at >= $1 AND at < $3
+        UNION ALL
+        SELECT terminal, last_at, NULL::integer, NULL::bigint, NULL::integer, NULL::smallint,
+               NULL::smallint, NULL::smallint, NULL::integer, NULL::integer, last_power
+        FROM rollup_minute
+        WHERE bucket >= $2 AND bucket < $1 AND last_at IS NOT NULL
+    ) AS rows_and_predecessors
     WINDOW w AS (PARTITION BY terminal ORDER BY at, record)
 ) AS timed
 WHERE at >= $1
@@ -388,7 +401,8 @@ ON CONFLICT (terminal, bucket) DO UPDATE SET
     current_sum = excluded.current_sum, power_sum = excluded.power_sum,
     soc_sum = excluded.soc_sum, t_min = excluded.t_min, t_max = excluded.t_max,
     cell_min = excluded.cell_min, cell_max = excluded.cell_max,
-    charged_wh = excluded.charged_wh, discharged_wh = excluded.discharged_wh";
+    charged_wh = excluded.charged_wh, discharged_wh = excluded.discharged_wh,
+    last_at = excluded.last_at, last_power = excluded.last_power";
 
 /// Hours from `[$1, $2)`'s minutes (`$1` on an hour boundary: whole hours).
 const ROLL_UP_HOURS: &str = "

@@ -16,7 +16,8 @@ use crate::store::{StoreError, StoreResult};
 ///
 /// - `telemetry` is a rowid table, so rows (arriving in time order) are appended; the unique
 ///   index on (terminal, record) is the dedup rule, (terminal, at) serves history and (at)
-///   roll-ups and retention. (Clustering the rows by terminal instead, `WITHOUT ROWID`, halved
+///   roll-ups and retention (version 3 replaces the two indexes keyed by terminal).
+///   (Clustering the rows by terminal instead, `WITHOUT ROWID`, halved
 ///   ingest: every batch then splits wide-row pages of every terminal.) Each row keeps its
 ///   extremes (`t_min`, `t_max`, `cell_min`, `cell_max`) for the roll-ups to aggregate;
 /// - `latest` holds each terminal's newest row, so the fleet list is one join, not a scan;
@@ -183,11 +184,80 @@ CREATE TABLE processes (
 );
 ";
 
+/// Version 3: telemetry is written append-only. The two indexes keyed by terminal took every
+/// row at a random place (one hot page per terminal, per index): past a few million rows
+/// they outgrew the page cache and ingest fell by more than half. Now:
+///
+/// - dedup: `telemetry_keys` holds the runs of consecutive record numbers stored per terminal
+///   and UTC day (a row per run, not per upload; the writer keeps them in memory, see
+///   `store/keys.rs`), built here from the unique index it replaces;
+/// - raw history: `telemetry_by_slot` indexes (10-second slot, terminal): the entries of the
+///   current slot are the only ones inserts touch (a few hundred pages for 20,000 terminals),
+///   and a terminal's history is one look-up per slot ([`SLOT_MS`]).
+///
+/// - roll-ups: each minute bucket keeps its last row's time and power, so the next pass finds
+///   every terminal's predecessor (for energy) there instead of reading five more minutes of
+///   raw rows (buckets from before version 3 have none: the first pass after the upgrade
+///   counts no energy between a terminal's last row before it and its first row in it).
+///
+/// Only the day of a run matters for retention, so days are floored (`at` may be negative).
+const V3: &str = "
+ALTER TABLE rollup_minute ADD COLUMN last_at INTEGER;
+ALTER TABLE rollup_minute ADD COLUMN last_power REAL;
+
+CREATE TABLE telemetry_keys (
+    terminal INTEGER NOT NULL,
+    first    INTEGER NOT NULL,
+    last     INTEGER NOT NULL,
+    day      INTEGER NOT NULL,
+    PRIMARY KEY (terminal, first)
+) WITHOUT ROWID;
+CREATE INDEX telemetry_keys_by_day ON telemetry_keys (day);
+
+INSERT INTO telemetry_keys (terminal, first, last, day)
+SELECT terminal, min(record), max(record), day
+FROM (
+    SELECT terminal, record, day,
+           record - row_number() OVER (PARTITION BY terminal, day ORDER BY record) AS run
+    FROM (
+        SELECT terminal, record,
+               (at - ((at % 86400000) + 86400000) % 86400000) / 86400000 AS day
+        FROM telemetry
+    )
+)
+GROUP BY terminal, day, run;
+
+DROP INDEX telemetry_key;
+DROP INDEX telemetry_by_terminal_time;
+CREATE INDEX telemetry_by_slot ON telemetry (at / 10000, terminal);
+";
+
+/// Width of a `telemetry_by_slot` slot, ms: the `at / 10000` of the index and of every query
+/// that uses it (SQLite matches index expressions by their text).
+pub(super) const SLOT_MS: i64 = 10_000;
+
 /// The migrations, in order: index + 1 is the version each brings the schema to.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The newest schema version this program knows.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// Applies the first `version` migrations to a new database (tests of later migrations).
+#[cfg(test)]
+pub(super) fn migrate_to(connection: &Connection, version: usize) -> StoreResult<()> {
+    connection
+        .execute_batch(
+            "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .context("creating schema_version")?;
+    for (number, sql) in (1..).zip(&MIGRATIONS[..version]) {
+        connection.execute_batch(sql).context("migrating")?;
+        connection
+            .execute("INSERT INTO schema_version VALUES (?1, 0)", [number])
+            .context("migrating")?;
+    }
+    Ok(())
+}
 
 /// Brings the schema up to [`SCHEMA_VERSION`].
 pub(super) fn migrate(connection: &mut Connection) -> StoreResult<()> {

@@ -1,6 +1,12 @@
 //! Telemetry on SQLite: batched inserts with dedup, the latest row, history, and the
 //! maintenance pass (roll-ups and retention).
 //!
+//! Inserts only append: rows go to the end of the table and of the (at) index, and into the
+//! current slot of the (slot, terminal) index; whether a (terminal, record) is stored already
+//! is the writer's in-memory record runs' answer (`store/keys.rs`), whose changes are written
+//! to `telemetry_keys` in the same transaction. Raw history looks up its terminal in each
+//! 10-second slot of the range.
+//!
 //! Roll-ups: a minute bucket holds a terminal's rows with `at` in `[bucket, bucket + 1 min)`:
 //! count, sums (means are sum / samples), extremes, and the energy charged and discharged
 //! between consecutive rows, integrated with the trapezoid rule on the positive and negative
@@ -11,19 +17,21 @@ use std::collections::HashMap;
 
 use rusqlite::{named_params, Connection, TransactionBehavior};
 
-use super::{column, query_all, query_first, Context};
+use super::schema::SLOT_MS;
+use super::writer::Db;
+use super::{column, keys, query_all, query_first, Context};
 use crate::model::{HistoryPoint, Resolution, TelemetryRow, Terminal, Timestamp};
 use crate::store::codec::rollup::{
     bucket_start, next_minute_watermark, HOUR_MS, MAX_INTEGRATION_GAP_MS, MINUTE_MS,
 };
 use crate::store::codec::{cells_blob, cells_from_blob, narrow, narrow_opt, RowExtremes};
+use crate::store::keys::day_of;
 use crate::store::{InsertReport, MaintenanceReport, Retention, StoreResult};
 
 const INSERT_ROW: &str = "
 INSERT INTO telemetry (terminal, record, at, voltage_mv, current_ma, soc, t_mosfet, t_box,
                        t_battery, t_min, t_max, cell_min, cell_max, cells, warnings, status, raw)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-ON CONFLICT (terminal, record) DO NOTHING";
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
 
 const UPSERT_LATEST: &str = "
 INSERT INTO latest (terminal, record, at, voltage_mv, current_ma, soc, t_mosfet, t_box,
@@ -46,15 +54,24 @@ ON CONFLICT (id) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)";
 const ROW_COLUMNS: &str = "terminal, record, at, voltage_mv, current_ma, soc, t_mosfet, t_box, \
                            t_battery, cells, warnings, status, raw";
 
-/// Stores batches in one transaction; returns each batch's report.
-pub(super) fn insert(
-    connection: &mut Connection,
-    batches: &[Vec<TelemetryRow>],
-) -> StoreResult<Vec<InsertReport>> {
+/// Stores batches in one transaction; returns each batch's report. The keys follow the
+/// transaction: kept if it commits, rolled back if not.
+pub(super) fn insert(db: &mut Db, batches: &[Vec<TelemetryRow>]) -> StoreResult<Vec<InsertReport>> {
+    let result = insert_batches(db, batches);
+    match result {
+        Ok(_) => db.keys.keys.commit(),
+        Err(_) => db.keys.keys.rollback(),
+    }
+    result
+}
+
+fn insert_batches(db: &mut Db, batches: &[Vec<TelemetryRow>]) -> StoreResult<Vec<InsertReport>> {
     let doing = "storing telemetry";
+    let Db { connection, keys } = db;
     let tx = connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .context(doing)?;
+    keys.refresh(&tx)?;
     let mut reports = Vec::with_capacity(batches.len());
     let mut newest: HashMap<u32, &TelemetryRow> = HashMap::new();
     {
@@ -62,29 +79,34 @@ pub(super) fn insert(
         for rows in batches {
             let mut report = InsertReport::default();
             for row in rows {
-                if insert_row(&mut insert, row)? {
-                    report.inserted += 1;
-                    let slot = newest.entry(row.terminal.0).or_insert(row);
-                    if row.at >= slot.at {
-                        *slot = row;
-                    }
-                } else {
+                let fresh = keys
+                    .keys
+                    .insert(row.terminal.0, row.record, day_of(row.at.millis()));
+                if !fresh {
                     report.duplicates += 1;
+                    continue;
+                }
+                insert_row(&mut insert, row)?;
+                report.inserted += 1;
+                let slot = newest.entry(row.terminal.0).or_insert(row);
+                if row.at >= slot.at {
+                    *slot = row;
                 }
             }
             reports.push(report);
         }
     }
+    keys::store_changes(&tx, &keys.keys.changes())?;
     update_latest(&tx, newest.values().copied())?;
     tx.commit().context(doing)?;
     Ok(reports)
 }
 
-/// Inserts one row; `false` if its (terminal, record) is stored already.
-fn insert_row(insert: &mut rusqlite::CachedStatement<'_>, row: &TelemetryRow) -> StoreResult<bool> {
+/// Inserts one row.
+fn insert_row(insert: &mut rusqlite::CachedStatement<'_>, row: &TelemetryRow) -> StoreResult<()> {
     let extremes = RowExtremes::of(row);
     let [t_mosfet, t_box, t_battery] = row.temperatures;
-    let stored = insert
+    insert
         .execute(rusqlite::params![
             row.terminal.0,
             row.record,
@@ -105,7 +127,7 @@ fn insert_row(insert: &mut rusqlite::CachedStatement<'_>, row: &TelemetryRow) ->
             row.raw,
         ])
         .context("storing telemetry")?;
-    Ok(stored == 1)
+    Ok(())
 }
 
 fn update_latest<'a>(
@@ -187,13 +209,7 @@ pub(super) fn history(
 ) -> StoreResult<Vec<HistoryPoint>> {
     let params = (terminal.0, from.millis(), to.millis());
     match resolution {
-        Resolution::Raw => query_all(
-            connection,
-            RAW_HISTORY,
-            params,
-            "reading history",
-            raw_point,
-        ),
+        Resolution::Raw => raw_history(connection, terminal, from.millis(), to.millis()),
         Resolution::Minute => query_all(
             connection,
             MINUTE_HISTORY,
@@ -211,10 +227,6 @@ pub(super) fn history(
     }
 }
 
-const RAW_HISTORY: &str = "
-SELECT at, voltage_mv, current_ma, soc, t_min, t_max, cell_min, cell_max FROM telemetry
-WHERE terminal = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, record";
-
 const MINUTE_HISTORY: &str = "
 SELECT bucket, samples, voltage_sum, current_sum, power_sum, soc_sum, t_min, t_max, cell_min,
        cell_max, charged_wh, discharged_wh
@@ -224,6 +236,52 @@ const HOUR_HISTORY: &str = "
 SELECT bucket, samples, voltage_sum, current_sum, power_sum, soc_sum, t_min, t_max, cell_min,
        cell_max, charged_wh, discharged_wh
 FROM rollup_hour WHERE terminal = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket";
+
+/// A terminal's rows in `[?2, ?3)` within slot `?4` (the index expression must read exactly
+/// `at / 10000`: see [`SLOT_MS`]).
+const RAW_HISTORY_SLOT: &str = "
+SELECT at, voltage_mv, current_ma, soc, t_min, t_max, cell_min, cell_max FROM telemetry
+WHERE at / 10000 = ?4 AND terminal = ?1 AND at >= ?2 AND at < ?3 ORDER BY at, record";
+
+/// The oldest and newest times stored: two look-ups in the (at) index (one `min(at), max(at)`
+/// query would scan it: SQLite only optimises a lone min or max).
+const TIME_SPAN: &str =
+    "SELECT (SELECT min(at) FROM telemetry) AS oldest, (SELECT max(at) FROM telemetry) AS newest";
+
+/// Raw rows: one index look-up per slot of the range, in one read transaction (one snapshot);
+/// the range is first narrowed to the times stored, so an open-ended range costs nothing.
+fn raw_history(
+    connection: &Connection,
+    terminal: Terminal,
+    from: i64,
+    to: i64,
+) -> StoreResult<Vec<HistoryPoint>> {
+    let doing = "reading history";
+    let tx = connection.unchecked_transaction().context(doing)?;
+    let (oldest, newest): (Option<i64>, Option<i64>) = tx
+        .query_row(TIME_SPAN, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .context(doing)?;
+    let (Some(oldest), Some(newest)) = (oldest, newest) else {
+        return Ok(Vec::new());
+    };
+    let (from, to) = (from.max(oldest), to.min(newest.saturating_add(1)));
+    let mut points = Vec::new();
+    if from >= to {
+        return Ok(points);
+    }
+    // SQLite's integer division truncates: slots of at in [from, to - 1], in order.
+    for slot in from / SLOT_MS..=(to - 1) / SLOT_MS {
+        let mut found = query_all(
+            &tx,
+            RAW_HISTORY_SLOT,
+            (terminal.0, from, to, slot),
+            doing,
+            raw_point,
+        )?;
+        points.append(&mut found);
+    }
+    Ok(points)
+}
 
 /// A raw row as a history point: its own values, one sample, no energy (energy needs an
 /// interval: read minutes for it).
@@ -268,24 +326,38 @@ fn bucket_point(row: &rusqlite::Row<'_>) -> StoreResult<HistoryPoint> {
     })
 }
 
-/// Rows in `[:lookback, :to)` give each row its predecessor (for energy); buckets are written
-/// for rows in `[:from, :to)`, replacing what an earlier pass wrote for them.
+/// Minute buckets for the rows in `[:from, :to)`, replacing what an earlier pass wrote for
+/// them. A terminal's first row there takes its predecessor (for energy) from the roll-ups of
+/// `[:lookback, :from)`: each bucket keeps its last row's time and power, so a pass reads only
+/// its own rows, never the minutes before them again. Each bucket records its last row (by
+/// time, then record: the row whose successor is in another minute, or has none).
 const ROLL_UP_MINUTES: &str = "
 INSERT INTO rollup_minute (terminal, bucket, samples, voltage_sum, current_sum, power_sum,
-                           soc_sum, t_min, t_max, cell_min, cell_max, charged_wh, discharged_wh)
+                           soc_sum, t_min, t_max, cell_min, cell_max, charged_wh, discharged_wh,
+                           last_at, last_power)
 SELECT terminal, (at / 60000) * 60000 AS minute, count(*), total(voltage_mv), total(current_ma),
        total(power), total(soc), min(t_min), max(t_max), min(cell_min), max(cell_max),
        total(CASE WHEN dt <= :gap
                   THEN (max(power, 0) + max(prev_power, 0)) / 2.0 * dt / 3600000.0 END),
        total(CASE WHEN dt <= :gap
-                  THEN (max(-power, 0) + max(-prev_power, 0)) / 2.0 * dt / 3600000.0 END)
+                  THEN (max(-power, 0) + max(-prev_power, 0)) / 2.0 * dt / 3600000.0 END),
+       max(at),
+       max(CASE WHEN next_at IS NULL OR next_at / 60000 != at / 60000 THEN power END)
 FROM (
-    SELECT terminal, at, voltage_mv, current_ma, soc, t_min, t_max, cell_min, cell_max,
-           voltage_mv * current_ma / 1000000.0 AS power,
-           lag(voltage_mv * current_ma / 1000000.0) OVER w AS prev_power,
-           at - lag(at) OVER w AS dt
-    FROM telemetry
-    WHERE at >= :lookback AND at < :to
+    SELECT terminal, at, voltage_mv, current_ma, soc, t_min, t_max, cell_min, cell_max, power,
+           lag(power) OVER w AS prev_power,
+           at - lag(at) OVER w AS dt,
+           lead(at) OVER w AS next_at
+    FROM (
+        SELECT terminal, at, record, voltage_mv, current_ma, soc, t_min, t_max, cell_min,
+               cell_max, voltage_mv * current_ma / 1000000.0 AS power
+        FROM telemetry
+        WHERE at >= :from AND at < :to
+        UNION ALL
+        SELECT terminal, last_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, last_power
+        FROM rollup_minute
+        WHERE bucket >= :lookback AND bucket < :from AND last_at IS NOT NULL
+    )
     WINDOW w AS (PARTITION BY terminal ORDER BY at, record)
 )
 WHERE at >= :from
@@ -295,7 +367,8 @@ ON CONFLICT (terminal, bucket) DO UPDATE SET
     current_sum = excluded.current_sum, power_sum = excluded.power_sum,
     soc_sum = excluded.soc_sum, t_min = excluded.t_min, t_max = excluded.t_max,
     cell_min = excluded.cell_min, cell_max = excluded.cell_max,
-    charged_wh = excluded.charged_wh, discharged_wh = excluded.discharged_wh";
+    charged_wh = excluded.charged_wh, discharged_wh = excluded.discharged_wh,
+    last_at = excluded.last_at, last_power = excluded.last_power";
 
 /// Hours from `[:from, :to)`'s minutes (`:from` on an hour boundary: whole hours).
 const ROLL_UP_HOURS: &str = "
@@ -314,20 +387,24 @@ ON CONFLICT (terminal, bucket) DO UPDATE SET
     cell_min = excluded.cell_min, cell_max = excluded.cell_max,
     charged_wh = excluded.charged_wh, discharged_wh = excluded.discharged_wh";
 
-/// One maintenance pass, one transaction.
+/// One maintenance pass, one transaction; the dedup keys of expired days are forgotten once
+/// it committed.
 pub(super) fn maintain(
-    connection: &mut Connection,
+    db: &mut Db,
     now: Timestamp,
     retention: Retention,
 ) -> StoreResult<MaintenanceReport> {
     let doing = "maintaining (roll-ups, retention)";
+    let Db { connection, keys } = db;
     let tx = connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .context(doing)?;
+    keys.refresh(&tx)?;
     let mut report = MaintenanceReport::default();
     let watermark = roll_up(&tx, now, &mut report)?;
-    delete_expired(&tx, now, retention, watermark, &mut report)?;
+    let forget_before = delete_expired(&tx, now, retention, watermark, &mut report)?;
     tx.commit().context(doing)?;
+    keys.keys.forget_before(forget_before);
     Ok(report)
 }
 
@@ -385,14 +462,16 @@ fn roll_up(
     Ok(Some(next))
 }
 
-/// Deletes what `retention` no longer keeps; raw rows not rolled up yet are kept.
+/// Deletes what `retention` no longer keeps; raw rows not rolled up yet are kept. The dedup
+/// keys go a whole day at a time, with the last of that day's rows: returns the first day
+/// whose keys are kept.
 fn delete_expired(
     tx: &rusqlite::Transaction<'_>,
     now: Timestamp,
     retention: Retention,
     watermark: Option<i64>,
     report: &mut MaintenanceReport,
-) -> StoreResult<()> {
+) -> StoreResult<i64> {
     let doing = "deleting expired telemetry";
     let raw_cutoff = now
         .minus(retention.raw)
@@ -401,6 +480,8 @@ fn delete_expired(
     report.raw_deleted = tx
         .execute("DELETE FROM telemetry WHERE at < ?1", [raw_cutoff])
         .context(doing)? as u64;
+    let keep_from = day_of(raw_cutoff);
+    keys::delete_before(tx, keep_from)?;
     let minute_cutoff = now.minus(retention.minute).millis();
     report.rollups_deleted = tx
         .execute(
@@ -414,5 +495,174 @@ fn delete_expired(
             .execute("DELETE FROM rollup_hour WHERE bucket < ?1", [hour_cutoff])
             .context(doing)? as u64;
     }
-    Ok(())
+    Ok(keep_from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sqlite::schema;
+
+    const DAY: i64 = 86_400_000;
+    /// 2023-11-14 22:00 UTC.
+    const BASE: i64 = 1_699_999_200_000;
+
+    fn row(terminal: u32, record: u32, at: i64) -> TelemetryRow {
+        TelemetryRow {
+            terminal: Terminal(terminal),
+            at: Timestamp(at),
+            record,
+            voltage_mv: 52_000,
+            current_ma: -1_500,
+            soc: 80,
+            temperatures: [Some(25), None, None],
+            cells_mv: vec![3_300, 3_310],
+            warnings: 0,
+            status: 0,
+            raw: vec![0x4E, 0x57],
+        }
+    }
+
+    fn index_names(connection: &Connection) -> Vec<String> {
+        let mut statement = connection
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'telemetry' ORDER BY name")
+            .unwrap();
+        let names = statement.query_map([], |r| r.get(0)).unwrap();
+        names.collect::<Result<_, _>>().unwrap()
+    }
+
+    /// A database as version 2 left it, with rows of terminal 5: records 1..=3 and 5 on one
+    /// day, 6 on the next.
+    fn version_2_database() -> Connection {
+        let connection = Connection::open_in_memory().unwrap();
+        schema::migrate_to(&connection, 2).unwrap();
+        for (record, at) in [
+            (1, BASE),
+            (2, BASE + 1),
+            (3, BASE + 2),
+            (5, BASE + 3),
+            (6, BASE + DAY),
+        ] {
+            connection
+                .execute(
+                    "INSERT INTO telemetry (terminal, record, at, voltage_mv, current_ma, soc, cells, warnings, status, raw)
+                     VALUES (5, ?1, ?2, 52000, 0, 80, x'', 0, 0, x'')",
+                    (record, at),
+                )
+                .unwrap();
+        }
+        connection
+    }
+
+    #[test]
+    fn version_2_databases_keep_their_dedup_keys() {
+        let mut connection = version_2_database();
+        assert!(index_names(&connection).contains(&"telemetry_key".to_string()));
+        schema::migrate(&mut connection).unwrap();
+        assert_eq!(
+            index_names(&connection),
+            vec!["telemetry_by_slot", "telemetry_by_time"],
+            "no index keyed by terminal is left"
+        );
+        let runs: Vec<(i64, i64, i64, i64)> = connection
+            .prepare("SELECT terminal, first, last, day FROM telemetry_keys ORDER BY first")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let day = BASE.div_euclid(DAY);
+        assert_eq!(
+            runs,
+            vec![(5, 1, 3, day), (5, 5, 5, day), (5, 6, 6, day + 1)]
+        );
+
+        let mut db = Db::open(connection).unwrap();
+        let batch = vec![
+            row(5, 2, BASE + 10),
+            row(5, 4, BASE + 11),
+            row(5, 6, BASE + 12),
+        ];
+        let reports = insert(&mut db, &[batch]).unwrap();
+        assert_eq!((reports[0].inserted, reports[0].duplicates), (1, 2));
+        let points = history(
+            &db.connection,
+            Terminal(5),
+            Timestamp(BASE),
+            Timestamp(BASE + 2 * DAY),
+            Resolution::Raw,
+        )
+        .unwrap();
+        let times: Vec<i64> = points.iter().map(|p| p.at.millis() - BASE).collect();
+        assert_eq!(times, vec![0, 1, 2, 3, 11, DAY]);
+    }
+
+    #[test]
+    fn raw_history_looks_up_indexes_and_scans_nothing() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut connection).unwrap();
+        let plan: Vec<String> = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {RAW_HISTORY_SLOT}"))
+            .unwrap()
+            .query_map((1, 0, 1, 0), |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(
+                |step| step.contains("USING INDEX telemetry_by_slot (<expr>=? AND terminal=?)")
+            ),
+            "{plan:?}"
+        );
+        let span: Vec<String> = connection
+            .prepare(&format!("EXPLAIN QUERY PLAN {TIME_SPAN}"))
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            span.iter().all(|step| !step.starts_with("SCAN telemetry")),
+            "min and max are look-ups, not scans: {span:?}"
+        );
+    }
+
+    #[test]
+    fn history_spans_slots_in_order_and_ignores_other_terminals() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut connection).unwrap();
+        let mut db = Db::open(connection).unwrap();
+        // Out of order, over several slots, and the same time twice (ordered by record).
+        let rows = vec![
+            row(1, 4, BASE + 35_000),
+            row(1, 1, BASE - 5_000),
+            row(2, 1, BASE + 1_000),
+            row(1, 3, BASE + 9_999),
+            row(1, 2, BASE + 9_999),
+            row(1, 5, BASE + 10_000),
+        ];
+        insert(&mut db, &[rows]).unwrap();
+        let read = |from: i64, to: i64| -> Vec<i64> {
+            history(
+                &db.connection,
+                Terminal(1),
+                Timestamp(BASE + from),
+                Timestamp(BASE + to),
+                Resolution::Raw,
+            )
+            .unwrap()
+            .iter()
+            .map(|p| p.at.millis() - BASE)
+            .collect()
+        };
+        assert_eq!(read(-DAY, DAY), vec![-5_000, 9_999, 9_999, 10_000, 35_000]);
+        assert_eq!(read(9_999, 35_000), vec![9_999, 9_999, 10_000]);
+        assert_eq!(
+            read(i64::MIN / 2, i64::MAX / 2).len(),
+            5,
+            "open ranges are narrowed"
+        );
+        assert!(read(40_000, 50_000).is_empty());
+        assert!(read(10, 10).is_empty());
+    }
 }

@@ -1,10 +1,11 @@
-//! The writer thread: owns the read-write connection and runs write jobs in arrival order.
+//! The writer thread: owns the read-write connection and the telemetry dedup keys ([`Db`]),
+//! and runs write jobs in arrival order.
 //!
 //! Telemetry batches queued back to back are coalesced into one transaction (up to
-//! [`MAX_COALESCED_ROWS`]): under load, the index pages a batch touches (one per terminal in
-//! the (terminal, ...) indexes) are then written once for many batches, which is what makes
-//! SQLite keep up with thousands of terminals. Each caller still gets the report of its own
-//! batch; if the transaction fails, each gets the error.
+//! [`MAX_COALESCED_ROWS`]): under load, the pages a batch touches (the `latest` row, the
+//! dedup-key run and the current history slot of each terminal) are then written once for
+//! many batches. Each caller still gets the report of its own batch; if the transaction
+//! fails, each gets the error.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
@@ -12,12 +13,29 @@ use std::sync::mpsc;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::keys::WriterKeys;
 use super::telemetry;
 use crate::model::TelemetryRow;
 use crate::store::{InsertReport, StoreError, StoreResult};
 
 /// Most rows written in one coalesced transaction.
 const MAX_COALESCED_ROWS: usize = 50_000;
+
+/// What the writer thread owns.
+pub(super) struct Db {
+    /// The read-write connection.
+    pub(super) connection: Connection,
+    /// The dedup keys of stored telemetry (in step with `telemetry_keys`).
+    pub(super) keys: WriterKeys,
+}
+
+impl Db {
+    /// The writer's state for a migrated database.
+    pub(super) fn open(connection: Connection) -> StoreResult<Db> {
+        let keys = WriterKeys::load(&connection)?;
+        Ok(Db { connection, keys })
+    }
+}
 
 /// A job for the writer thread.
 pub(super) enum WriteJob {
@@ -27,21 +45,23 @@ pub(super) enum WriteJob {
         oneshot::Sender<StoreResult<InsertReport>>,
     ),
     /// Any other write (it sends its own reply).
-    Other(Box<dyn FnOnce(&mut Connection) + Send>),
+    Other(Box<dyn FnOnce(&mut Db) + Send>),
 }
 
 /// Starts the thread; it ends when every sender is dropped.
-pub(super) fn spawn(mut connection: Connection) -> StoreResult<mpsc::Sender<WriteJob>> {
+pub(super) fn spawn(mut db: Db) -> StoreResult<mpsc::Sender<WriteJob>> {
     let (jobs, inbox) = mpsc::channel::<WriteJob>();
     let run = move || {
         let mut next = None;
         while let Some(job) = next.take().or_else(|| inbox.recv().ok()) {
             match job {
-                WriteJob::Other(job) => guarded(|| job(&mut connection)),
+                WriteJob::Other(job) => guarded(|| job(&mut db)),
                 WriteJob::Telemetry(rows, reply) => {
                     let (batches, after) = coalesce(&inbox, rows, reply);
                     next = after;
-                    guarded(|| insert(&mut connection, batches));
+                    guarded(|| insert(&mut db, batches));
+                    // Key changes left uncommitted by a panic midway go with the transaction.
+                    db.keys.keys.rollback();
                 }
             }
         }
@@ -80,9 +100,9 @@ fn coalesce(
     (batches, None)
 }
 
-fn insert(connection: &mut Connection, batches: Vec<Batch>) {
+fn insert(db: &mut Db, batches: Vec<Batch>) {
     let (rows, replies): (Vec<_>, Vec<_>) = batches.into_iter().unzip();
-    match telemetry::insert(connection, &rows) {
+    match telemetry::insert(db, &rows) {
         Ok(reports) => {
             for (reply, report) in replies.into_iter().zip(reports) {
                 // The caller may have gone (cancelled): then nobody needs the answer.
