@@ -277,8 +277,15 @@ async fn wait_for(mut stopped: watch::Receiver<bool>) {
 }
 
 fn listener_config(config: &PlatformConfig, process: ProcessId) -> ListenerConfig {
+    // SQLite's writer thread merges queued batches; PostgreSQL runs concurrent ones as
+    // concurrent transactions that wait on each other (see `batches_in_flight`).
+    let batches_in_flight = match config.database {
+        DatabaseConfig::Sqlite { .. } => ListenerConfig::default().batches_in_flight,
+        DatabaseConfig::Postgres { .. } => 1,
+    };
     ListenerConfig {
         process,
+        batches_in_flight,
         listen: config.devices.listen,
         idle_timeout: config.devices.idle_timeout,
         registration: config.devices.registration,

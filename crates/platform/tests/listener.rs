@@ -136,6 +136,56 @@ async fn a_slow_store_pauses_reading_and_loses_no_upload() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_in_flight_overlap_and_are_answered_in_order() {
+    let (_dir, sqlite) = support::sqlite();
+    // The first batch (record 1) takes 400 ms to commit; the ones behind it commit at once.
+    let mut store = TroubledStore::new(sqlite);
+    store.insert_delay = 4 * Duration::from_millis(100);
+    store.delayed_record = Some(1);
+    let config = ListenerConfig {
+        batch_size: 2,
+        batches_in_flight: 3,
+        ..test_config()
+    };
+    let (alarms, mut alarm_rows) = mpsc::channel(64);
+    let mut platform = Platform::with_store(config, store.clone(), Some(alarms)).await;
+    let mut data_box = RawBox::connect(platform.address).await;
+    data_box.send(&uploads(3100, 8).concat()).await;
+
+    // Pipelining: later batches reach the store while the first is still committing...
+    assert!(
+        eventually(SHORT, || async {
+            store.inserts.load(Ordering::SeqCst) >= 3
+        })
+        .await,
+        "three batches in flight"
+    );
+    // ...but nothing is answered before the first batch committed, and answers keep order.
+    assert_eq!(data_box.ack(Duration::from_millis(200)).await, None);
+    let mut acks = Vec::new();
+    while acks.len() < 8 {
+        acks.push(
+            data_box
+                .ack(5 * SECOND)
+                .await
+                .expect("every upload answered"),
+        );
+    }
+    assert_eq!(acks, (1..=8).collect::<Vec<u32>>());
+    let mut forwarded = Vec::new();
+    while forwarded.len() < 8 {
+        forwarded.push(alarm_rows.recv().await.unwrap().record);
+    }
+    assert_eq!(
+        forwarded,
+        (1..=8).collect::<Vec<u32>>(),
+        "rows reach the alarms in order"
+    );
+    assert_eq!(platform.rows(3100).await.len(), 8);
+    platform.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unavailable_store_is_retried_and_nothing_is_acknowledged_before_the_commit() {
     let (_dir, sqlite) = support::sqlite();
     let store = TroubledStore::new(sqlite);

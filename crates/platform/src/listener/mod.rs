@@ -43,8 +43,10 @@
 //! # Back-pressure
 //!
 //! Memory is bounded everywhere: the channel to the writer holds
-//! [`upload_queue`](ListenerConfig::upload_queue) rows, and each connection has at most
-//! [`unacknowledged_per_connection`](ListenerConfig::unacknowledged_per_connection) uploads
+//! [`upload_queue`](ListenerConfig::upload_queue) rows, the writer at most
+//! [`batches_in_flight`](ListenerConfig::batches_in_flight) batches of
+//! [`batch_size`](ListenerConfig::batch_size) rows being committed, and each connection has at
+//! most [`unacknowledged_per_connection`](ListenerConfig::unacknowledged_per_connection) uploads
 //! awaiting their commit. When the channel is full, a connection waits to hand over its
 //! upload and reads nothing meanwhile; when its own limit is reached, it stops reading until
 //! the oldest upload is committed. Its socket buffer then fills and TCP flow control holds the
@@ -339,6 +341,7 @@ fn writer_config(config: &ListenerConfig) -> WriterConfig {
     WriterConfig {
         batch_size: config.batch_size,
         batch_delay: config.batch_delay,
+        batches_in_flight: config.batches_in_flight,
         retry_min: config.store_retry_min,
         retry_max: config.store_retry_max,
     }

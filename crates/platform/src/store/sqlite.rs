@@ -23,6 +23,10 @@
 //! transaction), history through a (10-second slot, terminal) index. So one platform process
 //! writes a SQLite file (a second writer is noticed and the keys reloaded, see `keys.rs`).
 //!
+//! Maintenance (roll-ups, retention) keeps the window sort over the last minutes of rows off
+//! the writer thread: the buckets are computed on readers and only written by the writer
+//! (the steps are in `telemetry.rs`).
+//!
 //! Command notices ([`CommandNotice`]) are an in-process broadcast channel: one SQLite file
 //! belongs to one platform process.
 
@@ -80,6 +84,8 @@ struct Shared {
     /// `None` for an in-memory database (reads go to the writer).
     readers: Option<ReaderPool>,
     notices: broadcast::Sender<CommandNotice>,
+    /// Held through a maintenance pass (its steps run on readers and the writer in turn).
+    maintenance: tokio::sync::Mutex<()>,
 }
 
 struct ReaderPool {
@@ -121,6 +127,7 @@ impl SqliteStore {
                 writer: writer::spawn(writer)?,
                 readers,
                 notices,
+                maintenance: tokio::sync::Mutex::new(()),
             }),
         })
     }
@@ -173,6 +180,24 @@ impl SqliteStore {
         });
         run.await
             .map_err(|e| StoreError::Unavailable(format!("a SQLite read task failed: {e}")))?
+    }
+
+    /// Maintenance steps 2 and 3 (see `telemetry.rs`): writes the minute buckets on the
+    /// writer, then computes the hours from them on a reader.
+    async fn roll_up_hours(
+        &self,
+        minutes: telemetry::MinuteRollUp,
+        now: Timestamp,
+        report: &mut MaintenanceReport,
+    ) -> StoreResult<telemetry::HourRollUp> {
+        let from = minutes.from;
+        report.minute_buckets = self
+            .write_db(move |db| telemetry::store_minutes(db, &minutes.buckets))
+            .await?;
+        let buckets = self
+            .read(move |connection| telemetry::hour_buckets(connection, from, now))
+            .await?;
+        Ok(telemetry::HourRollUp { from, buckets })
     }
 
     fn announce(&self, notice: CommandNotice) {
@@ -353,8 +378,21 @@ impl Store for SqliteStore {
         now: Timestamp,
         retention: Retention,
     ) -> StoreResult<MaintenanceReport> {
-        self.write_db(move |db| telemetry::maintain(db, now, retention))
-            .await
+        // One pass at a time: the steps of two passes must not interleave.
+        let _pass = self.shared.maintenance.lock().await;
+        let mut report = MaintenanceReport::default();
+        let minutes = self
+            .read(move |connection| telemetry::minute_buckets(connection, now))
+            .await?;
+        let hours = match minutes {
+            Some(minutes) => Some(self.roll_up_hours(minutes, now, &mut report).await?),
+            None => None,
+        };
+        self.write_db(move |db| {
+            telemetry::finish_pass(db, now, retention, hours, &mut report)?;
+            Ok(report)
+        })
+        .await
     }
 
     async fn terminal_connected(

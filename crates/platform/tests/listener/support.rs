@@ -261,6 +261,8 @@ impl RawBox {
 pub struct TroubledStore<S> {
     pub inner: S,
     pub insert_delay: Duration,
+    /// Only batches holding this record number wait `insert_delay` (`None`: every batch).
+    pub delayed_record: Option<u32>,
     pub failures_left: Arc<AtomicU32>,
     pub inserts: Arc<AtomicU32>,
 }
@@ -270,6 +272,7 @@ impl<S> TroubledStore<S> {
         TroubledStore {
             inner,
             insert_delay: Duration::ZERO,
+            delayed_record: None,
             failures_left: Arc::new(AtomicU32::new(0)),
             inserts: Arc::new(AtomicU32::new(0)),
         }
@@ -279,7 +282,12 @@ impl<S> TroubledStore<S> {
 impl<S: Store> Store for TroubledStore<S> {
     async fn insert_telemetry(&self, rows: Vec<TelemetryRow>) -> StoreResult<InsertReport> {
         self.inserts.fetch_add(1, Ordering::SeqCst);
-        tokio::time::sleep(self.insert_delay).await;
+        let delayed = self
+            .delayed_record
+            .is_none_or(|record| rows.iter().any(|row| row.record == record));
+        if delayed {
+            tokio::time::sleep(self.insert_delay).await;
+        }
         let failing = self
             .failures_left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))

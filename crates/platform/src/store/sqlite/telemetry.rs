@@ -326,15 +326,13 @@ fn bucket_point(row: &rusqlite::Row<'_>) -> StoreResult<HistoryPoint> {
     })
 }
 
-/// Minute buckets for the rows in `[:from, :to)`, replacing what an earlier pass wrote for
-/// them. A terminal's first row there takes its predecessor (for energy) from the roll-ups of
-/// `[:lookback, :from)`: each bucket keeps its last row's time and power, so a pass reads only
-/// its own rows, never the minutes before them again. Each bucket records its last row (by
-/// time, then record: the row whose successor is in another minute, or has none).
-const ROLL_UP_MINUTES: &str = "
-INSERT INTO rollup_minute (terminal, bucket, samples, voltage_sum, current_sum, power_sum,
-                           soc_sum, t_min, t_max, cell_min, cell_max, charged_wh, discharged_wh,
-                           last_at, last_power)
+/// Minute buckets for the rows in `[:from, :to)` (they replace what an earlier pass wrote for
+/// them: [`UPSERT_MINUTE`]). A terminal's first row there takes its predecessor (for energy)
+/// from the roll-ups of `[:lookback, :from)`: each bucket keeps its last row's time and power,
+/// so a pass reads only its own rows, never the minutes before them again. Each bucket records
+/// its last row (by time, then record: the row whose successor is in another minute, or has
+/// none). Columns in the order of [`UPSERT_MINUTE`]'s parameters.
+const MINUTE_BUCKETS: &str = "
 SELECT terminal, (at / 60000) * 60000 AS minute, count(*), total(voltage_mv), total(current_ma),
        total(power), total(soc), min(t_min), max(t_max), min(cell_min), max(cell_max),
        total(CASE WHEN dt <= :gap
@@ -361,7 +359,13 @@ FROM (
     WINDOW w AS (PARTITION BY terminal ORDER BY at, record)
 )
 WHERE at >= :from
-GROUP BY terminal, minute
+GROUP BY terminal, minute";
+
+const UPSERT_MINUTE: &str = "
+INSERT INTO rollup_minute (terminal, bucket, samples, voltage_sum, current_sum, power_sum,
+                           soc_sum, t_min, t_max, cell_min, cell_max, charged_wh, discharged_wh,
+                           last_at, last_power)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
 ON CONFLICT (terminal, bucket) DO UPDATE SET
     samples = excluded.samples, voltage_sum = excluded.voltage_sum,
     current_sum = excluded.current_sum, power_sum = excluded.power_sum,
@@ -370,16 +374,20 @@ ON CONFLICT (terminal, bucket) DO UPDATE SET
     charged_wh = excluded.charged_wh, discharged_wh = excluded.discharged_wh,
     last_at = excluded.last_at, last_power = excluded.last_power";
 
-/// Hours from `[:from, :to)`'s minutes (`:from` on an hour boundary: whole hours).
-const ROLL_UP_HOURS: &str = "
-INSERT INTO rollup_hour (terminal, bucket, samples, voltage_sum, current_sum, power_sum,
-                         soc_sum, t_min, t_max, cell_min, cell_max, charged_wh, discharged_wh)
+/// Hours from `[:from, :to)`'s minutes (`:from` on an hour boundary: whole hours); columns in
+/// the order of [`UPSERT_HOUR`]'s parameters.
+const HOUR_BUCKETS: &str = "
 SELECT terminal, (bucket / 3600000) * 3600000 AS hour, sum(samples), total(voltage_sum),
        total(current_sum), total(power_sum), total(soc_sum), min(t_min), max(t_max),
        min(cell_min), max(cell_max), total(charged_wh), total(discharged_wh)
 FROM rollup_minute
 WHERE bucket >= :from AND bucket < :to
-GROUP BY terminal, hour
+GROUP BY terminal, hour";
+
+const UPSERT_HOUR: &str = "
+INSERT INTO rollup_hour (terminal, bucket, samples, voltage_sum, current_sum, power_sum,
+                         soc_sum, t_min, t_max, cell_min, cell_max, charged_wh, discharged_wh)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
 ON CONFLICT (terminal, bucket) DO UPDATE SET
     samples = excluded.samples, voltage_sum = excluded.voltage_sum,
     current_sum = excluded.current_sum, power_sum = excluded.power_sum,
@@ -387,33 +395,60 @@ ON CONFLICT (terminal, bucket) DO UPDATE SET
     cell_min = excluded.cell_min, cell_max = excluded.cell_max,
     charged_wh = excluded.charged_wh, discharged_wh = excluded.discharged_wh";
 
-/// One maintenance pass, one transaction; the dedup keys of expired days are forgotten once
-/// it committed.
-pub(super) fn maintain(
-    db: &mut Db,
-    now: Timestamp,
-    retention: Retention,
-) -> StoreResult<MaintenanceReport> {
-    let doing = "maintaining (roll-ups, retention)";
-    let Db { connection, keys } = db;
-    let tx = connection
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .context(doing)?;
-    keys.refresh(&tx)?;
-    let mut report = MaintenanceReport::default();
-    let watermark = roll_up(&tx, now, &mut report)?;
-    let forget_before = delete_expired(&tx, now, retention, watermark, &mut report)?;
-    tx.commit().context(doing)?;
-    keys.keys.forget_before(forget_before);
-    Ok(report)
+/// Roll-up buckets as read (one row of [`MINUTE_BUCKETS`] or [`HOUR_BUCKETS`] each), to be
+/// written with [`UPSERT_MINUTE`] or [`UPSERT_HOUR`].
+pub(super) type Buckets = Vec<Vec<rusqlite::types::Value>>;
+
+/// The roll-up of one maintenance pass: the stretch it recomputes and its minute buckets.
+pub(super) struct MinuteRollUp {
+    /// The pass's start (the stored watermark, or the oldest row's minute).
+    pub(super) from: i64,
+    pub(super) buckets: Buckets,
 }
 
-/// Rolls up from the stored watermark (or the oldest row) to `now`; returns the new watermark.
-fn roll_up(
-    tx: &rusqlite::Transaction<'_>,
+// A maintenance pass runs in four steps, so that the writer thread (and ingest) only ever
+// waits for the writes, never for the window sort over the last minutes of rows:
+//
+// 1. [`minute_buckets`] (a reader): the minute buckets from the watermark to now;
+// 2. [`store_minutes`] (the writer): writes them;
+// 3. [`hour_buckets`] (a reader, after 2 committed): the hours from those minutes;
+// 4. [`finish_pass`] (the writer): writes the hours, moves the watermark and applies
+//    retention, in one transaction.
+//
+// Rows committed after step 1 read its snapshot are in the stretch the next pass recomputes
+// (the watermark trails now by [`LATE_GRACE_MS`](crate::store::codec::rollup::LATE_GRACE_MS)),
+// and the watermark moves only in step 4: a pass cut short is simply done again. The steps of
+// one pass must not interleave with another pass's (the store runs one at a time).
+
+/// Step 1: the minute buckets from the stored watermark (or the oldest row) to `now`, read in
+/// one snapshot; `None` when nothing is stored yet.
+pub(super) fn minute_buckets(
+    connection: &Connection,
     now: Timestamp,
-    report: &mut MaintenanceReport,
-) -> StoreResult<Option<i64>> {
+) -> StoreResult<Option<MinuteRollUp>> {
+    let doing = "rolling up telemetry";
+    let tx = connection.unchecked_transaction().context(doing)?;
+    let Some(from) = roll_up_start(&tx)? else {
+        return Ok(None);
+    };
+    let mut buckets = Buckets::new();
+    if from < now.millis() {
+        buckets = read_buckets(
+            &tx,
+            MINUTE_BUCKETS,
+            named_params! {
+                ":from": from,
+                ":lookback": from - MAX_INTEGRATION_GAP_MS,
+                ":to": now.millis(),
+                ":gap": MAX_INTEGRATION_GAP_MS,
+            },
+        )?;
+    }
+    Ok(Some(MinuteRollUp { from, buckets }))
+}
+
+/// Where a pass starts: the stored watermark, else the minute of the oldest row.
+fn roll_up_start(tx: &rusqlite::Transaction<'_>) -> StoreResult<Option<i64>> {
     let doing = "rolling up telemetry";
     let previous: Option<i64> = tx
         .query_row(
@@ -427,39 +462,114 @@ fn roll_up(
             other => Err(other),
         })
         .context(doing)?;
+    if previous.is_some() {
+        return Ok(previous);
+    }
     let oldest: Option<i64> = tx
         .query_row("SELECT min(at) FROM telemetry", [], |r| r.get(0))
         .context(doing)?;
-    let Some(from) = previous.or(oldest.map(|at| bucket_start(at, MINUTE_MS))) else {
-        return Ok(None);
-    };
-    if from < now.millis() {
-        let minutes = tx
-            .prepare_cached(ROLL_UP_MINUTES)
-            .context(doing)?
-            .execute(named_params! {
-                ":from": from,
-                ":lookback": from - MAX_INTEGRATION_GAP_MS,
-                ":to": now.millis(),
-                ":gap": MAX_INTEGRATION_GAP_MS,
-            })
-            .context(doing)?;
-        let hours = tx
-            .prepare_cached(ROLL_UP_HOURS)
-            .context(doing)?
-            .execute(named_params! { ":from": bucket_start(from, HOUR_MS), ":to": now.millis() })
-            .context(doing)?;
-        report.minute_buckets = minutes as u64;
-        report.hour_buckets = hours as u64;
-    }
-    let next = next_minute_watermark(now, Some(from));
-    tx.execute(
-        "INSERT INTO maintenance (id, minute_from) VALUES (1, ?1)
-         ON CONFLICT (id) DO UPDATE SET minute_from = excluded.minute_from",
-        [next],
+    Ok(oldest.map(|at| bucket_start(at, MINUTE_MS)))
+}
+
+/// Step 2: writes the minute buckets; returns how many.
+pub(super) fn store_minutes(db: &mut Db, buckets: &Buckets) -> StoreResult<u64> {
+    let doing = "writing minute roll-ups";
+    let tx = db
+        .connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context(doing)?;
+    write_buckets(&tx, UPSERT_MINUTE, buckets, doing)?;
+    tx.commit().context(doing)?;
+    Ok(buckets.len() as u64)
+}
+
+/// Step 3: the hour buckets of the hours from `from`'s to `now` (from the minutes stored).
+pub(super) fn hour_buckets(
+    connection: &Connection,
+    from: i64,
+    now: Timestamp,
+) -> StoreResult<Buckets> {
+    read_buckets(
+        connection,
+        HOUR_BUCKETS,
+        named_params! { ":from": bucket_start(from, HOUR_MS), ":to": now.millis() },
     )
-    .context(doing)?;
-    Ok(Some(next))
+}
+
+/// What step 4 writes: the pass's start and its hour buckets (`None`: nothing stored yet).
+pub(super) struct HourRollUp {
+    pub(super) from: i64,
+    pub(super) buckets: Buckets,
+}
+
+/// Step 4, one transaction: writes the hours, moves the watermark and deletes what
+/// `retention` no longer keeps; the dedup keys of expired days are forgotten once it committed.
+pub(super) fn finish_pass(
+    db: &mut Db,
+    now: Timestamp,
+    retention: Retention,
+    hours: Option<HourRollUp>,
+    report: &mut MaintenanceReport,
+) -> StoreResult<()> {
+    let doing = "maintaining (roll-ups, retention)";
+    let Db { connection, keys } = db;
+    let tx = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context(doing)?;
+    keys.refresh(&tx)?;
+    let mut watermark = None;
+    if let Some(hours) = hours {
+        write_buckets(&tx, UPSERT_HOUR, &hours.buckets, doing)?;
+        report.hour_buckets = hours.buckets.len() as u64;
+        let next = next_minute_watermark(now, Some(hours.from));
+        tx.execute(
+            "INSERT INTO maintenance (id, minute_from) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET minute_from = excluded.minute_from",
+            [next],
+        )
+        .context(doing)?;
+        watermark = Some(next);
+    }
+    let forget_before = delete_expired(&tx, now, retention, watermark, report)?;
+    tx.commit().context(doing)?;
+    keys.keys.forget_before(forget_before);
+    Ok(())
+}
+
+/// Every row of `sql` (roll-up buckets) as values.
+fn read_buckets(
+    connection: &Connection,
+    sql: &str,
+    params: &[(&str, &dyn rusqlite::ToSql)],
+) -> StoreResult<Buckets> {
+    let doing = "rolling up telemetry";
+    let mut statement = connection.prepare_cached(sql).context(doing)?;
+    let width = statement.column_count();
+    let mut rows = statement.query(params).context(doing)?;
+    let mut buckets = Buckets::new();
+    while let Some(row) = rows.next().context(doing)? {
+        let values = (0..width)
+            .map(|i| row.get::<_, rusqlite::types::Value>(i))
+            .collect::<Result<Vec<_>, _>>()
+            .context(doing)?;
+        buckets.push(values);
+    }
+    Ok(buckets)
+}
+
+fn write_buckets(
+    tx: &rusqlite::Transaction<'_>,
+    upsert: &str,
+    buckets: &Buckets,
+    doing: &str,
+) -> StoreResult<()> {
+    let mut statement = tx.prepare_cached(upsert).context(doing)?;
+    for bucket in buckets {
+        statement
+            .execute(rusqlite::params_from_iter(bucket.iter()))
+            .context(doing)?;
+    }
+    Ok(())
 }
 
 /// Deletes what `retention` no longer keeps; raw rows not rolled up yet are kept. The dedup
