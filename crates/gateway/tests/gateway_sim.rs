@@ -247,14 +247,16 @@ fn an_inverter_on_python_can_follows_the_racks_through_silence_and_keep_alive_lo
         )
         .await;
         at("one_rack", &mut marks);
+        // The PCS and the site snapshot are separate watches: the snapshot that dropped rack 2
+        // from the aggregate may be seen a moment after the frame that removed its share.
+        wait_for_site(
+            &mut gateway,
+            Duration::from_secs(3),
+            "rack 2 out of the aggregate",
+            |s| s.view.used == vec![0],
+        )
+        .await;
         let snapshot = gateway.snapshot.borrow().clone();
-        let limits: Vec<_> = snapshot.racks.iter().map(|r| r.limits).collect();
-        assert_eq!(
-            snapshot.view.used,
-            vec![0],
-            "both {both} A, now {} A; rack limits {limits:?}",
-            charge_current_a(&gateway.pcs.borrow())
-        );
         assert!(
             !snapshot.decision.safe,
             "one rack left is a degradation, not a cause"
