@@ -14,7 +14,8 @@ set -euo pipefail
 events=${1:-20}
 gap_ms=${2:-1500}
 cd "$(dirname "$0")/../../.."
-cargo build --release -q -p bmslink -p bmslink-platform --example fault_box
+cargo build --release -q -p bmslink --bin bmslink
+cargo build --release -q -p bmslink-platform --example fault_box
 source crates/platform/benches/lib/platform.sh
 ensure_playwright
 start_platform bench

@@ -17,7 +17,8 @@ boxes=${1:-19000}
 seconds=${2:-600}
 generator=${3:-flood}
 cd "$(dirname "$0")/../../.."
-cargo build --release -q -p bmslink -p bmslink-platform --example flood
+cargo build --release -q -p bmslink --bin bmslink
+cargo build --release -q -p bmslink-platform --example flood
 bin=$PWD/target/release/bmslink
 flood=$PWD/target/release/examples/flood
 dir=$(mktemp -d)
@@ -33,7 +34,10 @@ listen = "127.0.0.1:$devices"
 [http]
 listen = "127.0.0.1:$http"
 TOML
-"$bin" platform --config "$dir/platform.toml" 2>"$dir/platform.log" &
+# The maintenance passes' durations (debug) go to the log too; it is kept in
+# target/fleet-figures/platform.log.
+BMSLINK_LOG=info,bmslink_platform::daemon=debug,bmslink_platform::store=debug \
+  "$bin" platform --config "$dir/platform.toml" 2>"$dir/platform.log" &
 platform=$!
 pids+=($platform)
 sleep 2
@@ -85,6 +89,8 @@ kill -TERM "$platform"
 wait "$platform" || true
 echo "--- platform (last listener line) ---"
 grep -a "device listener:" "$dir/platform.log" | tail -1
+mkdir -p target/fleet-figures
+cp "$dir/platform.log" target/fleet-figures/platform.log
 stored=$(python3 - "$dir/data/platform.sqlite" <<'PY'
 import sqlite3, sys
 print(sqlite3.connect(sys.argv[1]).execute("select count(*) from telemetry").fetchone()[0])

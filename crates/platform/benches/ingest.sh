@@ -17,7 +17,8 @@ window=${3:-8}
 seconds=${4:-30}
 processes=${5:-1}
 cd "$(dirname "$0")/../../.."
-cargo build --release -q -p bmslink -p bmslink-platform --example flood
+cargo build --release -q -p bmslink --bin bmslink
+cargo build --release -q -p bmslink-platform --example flood
 bin=$PWD/target/release/bmslink
 flood=$PWD/target/release/examples/flood
 dir=$(mktemp -d)

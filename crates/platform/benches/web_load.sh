@@ -16,7 +16,8 @@ cd "$(dirname "$0")/../../.."
 db=$(realpath -m "${1:-target/web-figures/platform.sqlite}")
 runs=${2:-30}
 terminals=1000
-cargo build --release -q -p bmslink -p bmslink-platform --example seed_history
+cargo build --release -q -p bmslink --bin bmslink
+cargo build --release -q -p bmslink-platform --example seed_history
 if [ ! -e "$db" ]; then
   mkdir -p "$(dirname "$db")"
   echo "seeding $db ($terminals terminals x 30 days)"

@@ -15,8 +15,10 @@
 //!
 //! Changes are transactional: [`StoredKeys::insert`] remembers each terminal's runs as they
 //! were before its first change; after the database transaction, [`StoredKeys::commit`]
-//! forgets them, or [`StoredKeys::rollback`] puts them back. [`StoredKeys::changes`] lists
-//! what the database copy needs.
+//! forgets them, or [`StoredKeys::rollback`] puts them back. The database copy of the keys is
+//! written less often than rows are (a store may flush it every few seconds, with the rows'
+//! own table telling what came since): [`StoredKeys::changes`] lists what that copy needs
+//! since [`StoredKeys::flushed`] was last called.
 
 use std::collections::HashMap;
 
@@ -52,6 +54,9 @@ pub(crate) struct StoredKeys {
     runs: HashMap<u32, Vec<Run>>,
     /// Terminals changed since the last commit or rollback, with their runs before.
     before: HashMap<u32, Vec<Run>>,
+    /// Terminals changed by committed transactions since the last flush, with their runs as
+    /// the database copy holds them.
+    unflushed: HashMap<u32, Vec<Run>>,
 }
 
 /// Why stored runs cannot be loaded.
@@ -129,13 +134,14 @@ impl StoredKeys {
         true
     }
 
-    /// What changed since the last commit or rollback, deletions first.
+    /// What the database copy needs to match the committed keys (changes since the last
+    /// [`flushed`](Self::flushed)), deletions first. Call between transactions.
     pub(crate) fn changes(&self) -> Vec<KeyChange> {
         let mut deletes = Vec::new();
         let mut puts = Vec::new();
-        for (&terminal, before) in &self.before {
+        for (&terminal, stored) in &self.unflushed {
             let now = self.runs.get(&terminal).map_or(&[][..], Vec::as_slice);
-            for run in before {
+            for run in stored {
                 if now.binary_search_by_key(&run.first, |r| r.first).is_err() {
                     deletes.push(KeyChange::Delete {
                         terminal,
@@ -144,9 +150,9 @@ impl StoredKeys {
                 }
             }
             for run in now {
-                let unchanged = before
+                let unchanged = stored
                     .binary_search_by_key(&run.first, |r| r.first)
-                    .is_ok_and(|i| before[i] == *run);
+                    .is_ok_and(|i| stored[i] == *run);
                 if !unchanged {
                     puts.push(KeyChange::Put {
                         terminal,
@@ -159,9 +165,22 @@ impl StoredKeys {
         deletes
     }
 
-    /// The changes are stored: keep them.
+    /// The transaction committed: keep its changes (to be flushed).
     pub(crate) fn commit(&mut self) {
-        self.before.clear();
+        for (terminal, before) in self.before.drain() {
+            self.unflushed.entry(terminal).or_insert(before);
+        }
+    }
+
+    /// The database copy now holds every committed change ([`changes`](Self::changes) was
+    /// written and committed).
+    pub(crate) fn flushed(&mut self) {
+        self.unflushed.clear();
+    }
+
+    /// Whether committed changes wait for a flush.
+    pub(crate) fn has_unflushed(&self) -> bool {
+        !self.unflushed.is_empty()
     }
 
     /// The changes were not stored: back to the last commit.
@@ -286,6 +305,18 @@ mod tests {
         let mut keys = StoredKeys::from_runs([(1, run(1, 3, 0)), (1, run(5, 6, 0))]).unwrap();
         assert!(keys.insert(1, 4, 0)); // merges the two runs
         assert!(keys.insert(2, 1, 0));
+        assert!(keys.changes().is_empty(), "nothing committed yet");
+        keys.rollback();
+        assert_eq!(runs_of(&keys, 1), vec![run(1, 3, 0), run(5, 6, 0)]);
+        assert!(!keys.contains(2, 1));
+        assert!(!keys.has_unflushed());
+
+        assert!(keys.insert(1, 4, 0));
+        keys.commit();
+        assert!(keys.insert(2, 1, 0));
+        keys.commit();
+        assert!(keys.insert(2, 2, 0));
+        keys.rollback();
         let mut changes = keys.changes();
         changes.sort_by_key(|c| format!("{c:?}"));
         assert_eq!(
@@ -303,22 +334,28 @@ mod tests {
                     terminal: 2,
                     run: run(1, 1, 0)
                 },
-            ]
+            ],
+            "both committed transactions, not the rolled back one"
         );
-        keys.rollback();
-        assert_eq!(runs_of(&keys, 1), vec![run(1, 3, 0), run(5, 6, 0)]);
-        assert!(!keys.contains(2, 1));
-        assert!(keys.changes().is_empty());
+        keys.flushed();
+        assert!(keys.changes().is_empty() && !keys.has_unflushed());
         assert!(keys.insert(1, 7, 0));
         keys.commit();
-        assert!(keys.changes().is_empty());
-        assert_eq!(runs_of(&keys, 1), vec![run(1, 3, 0), run(5, 7, 0)]);
+        assert_eq!(
+            keys.changes(),
+            vec![KeyChange::Put {
+                terminal: 1,
+                run: run(1, 7, 0)
+            }]
+        );
+        assert_eq!(runs_of(&keys, 1), vec![run(1, 7, 0)]);
     }
 
     #[test]
     fn a_run_that_starts_lower_is_deleted_and_put() {
         let mut keys = StoredKeys::from_runs([(1, run(5, 6, 0))]).unwrap();
         assert!(keys.insert(1, 4, 0));
+        keys.commit();
         assert_eq!(
             keys.changes(),
             vec![

@@ -19,9 +19,11 @@
 //! writer thread.
 //!
 //! Telemetry is append-only (schema version 3): rows in arrival order, dedup against the
-//! writer's in-memory record runs (`keys.rs`, persisted in `telemetry_keys` in the same
-//! transaction), history through a (10-second slot, terminal) index. So one platform process
-//! writes a SQLite file (a second writer is noticed and the keys reloaded, see `keys.rs`).
+//! writer's in-memory record runs (`keys.rs`), history through a (10-second slot, terminal)
+//! index. What rows change per terminal (`latest`, `last_seen`, the runs' copy) is flushed
+//! every few seconds (version 4, `pending.rs`); reads overlay the rows not flushed yet. So
+//! one platform process writes a SQLite file (a second writer is noticed and the keys
+//! reloaded, see `keys.rs`).
 //!
 //! Maintenance (roll-ups, retention) keeps the window sort over the last minutes of rows off
 //! the writer thread: the buckets are computed on readers and only written by the writer
@@ -31,6 +33,7 @@
 //! belongs to one platform process.
 
 mod keys;
+mod pending;
 mod processes;
 mod records;
 mod schema;
@@ -41,6 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use pending::PendingLatest;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{broadcast, oneshot, Semaphore};
 use writer::{Db, WriteJob};
@@ -81,6 +85,8 @@ impl std::fmt::Debug for SqliteStore {
 
 struct Shared {
     writer: mpsc::Sender<WriteJob>,
+    /// Committed rows not yet in `latest` (the writer's; reads overlay them).
+    pending: PendingLatest,
     /// `None` for an in-memory database (reads go to the writer).
     readers: Option<ReaderPool>,
     notices: broadcast::Sender<CommandNotice>,
@@ -124,6 +130,7 @@ impl SqliteStore {
         let (notices, _) = broadcast::channel(NOTICE_CAPACITY);
         Ok(SqliteStore {
             shared: Arc::new(Shared {
+                pending: writer.pending.clone(),
                 writer: writer::spawn(writer)?,
                 readers,
                 notices,
@@ -182,6 +189,46 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("a SQLite read task failed: {e}")))?
     }
 
+    /// Runs `job` on a reader connection in a thread of its own at the lowest CPU priority
+    /// (nice 19): the roll-up pass's window sort over the last minutes of rows takes a core
+    /// for seconds, and must not take it from ingest. On the writer for an in-memory database.
+    async fn read_in_background<T, F>(&self, job: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let Some(pool) = &self.shared.readers else {
+            return self.write(move |connection| job(connection)).await;
+        };
+        let permit = Arc::clone(&pool.permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Unavailable("the SQLite reader pool is closed".into()))?;
+        let shared = Arc::clone(&self.shared);
+        let (reply, answer) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("bmslink-rollup".into())
+            .spawn(move || {
+                let _permit = permit;
+                lower_priority();
+                let result = shared
+                    .readers
+                    .as_ref()
+                    .ok_or_else(writer_gone)
+                    .and_then(|pool| {
+                        let connection = pool.take()?;
+                        let result = job(&connection);
+                        pool.give_back(connection);
+                        result
+                    });
+                let _ = reply.send(result);
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start a SQLite read: {e}")))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("a SQLite background read failed".into()))?
+    }
+
     /// Maintenance steps 2 and 3 (see `telemetry.rs`): writes the minute buckets on the
     /// writer, then computes the hours from them on a reader.
     async fn roll_up_hours(
@@ -224,6 +271,21 @@ impl ReaderPool {
         if idle.len() < READERS {
             idle.push(connection);
         }
+    }
+}
+
+/// Makes the calling thread the last to get a core (nice 19); where that is refused, it
+/// runs at the normal priority (logged).
+fn lower_priority() {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+        ThreadPriority, ThreadSchedulePolicy,
+    };
+    let policy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other);
+    if let Err(error) =
+        set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, policy)
+    {
+        tracing::debug!("the roll-up read runs at normal priority (cannot lower it: {error:?})");
     }
 }
 
@@ -359,7 +421,9 @@ impl Store for SqliteStore {
     }
 
     async fn latest(&self, terminal: Terminal) -> StoreResult<Option<TelemetryRow>> {
-        self.read(move |c| telemetry::latest(c, terminal)).await
+        let pending = self.shared.pending.of(terminal);
+        let stored = self.read(move |c| telemetry::latest(c, terminal)).await?;
+        Ok(pending.latest(terminal, stored))
     }
 
     async fn history(
@@ -381,18 +445,30 @@ impl Store for SqliteStore {
         // One pass at a time: the steps of two passes must not interleave.
         let _pass = self.shared.maintenance.lock().await;
         let mut report = MaintenanceReport::default();
+        let started = std::time::Instant::now();
         let minutes = self
-            .read(move |connection| telemetry::minute_buckets(connection, now))
+            .read_in_background(move |connection| telemetry::minute_buckets(connection, now))
             .await?;
+        let read_minutes = started.elapsed();
         let hours = match minutes {
             Some(minutes) => Some(self.roll_up_hours(minutes, now, &mut report).await?),
             None => None,
         };
-        self.write_db(move |db| {
-            telemetry::finish_pass(db, now, retention, hours, &mut report)?;
-            Ok(report)
-        })
-        .await
+        let rolled_up = started.elapsed();
+        let report = self
+            .write_db(move |db| {
+                telemetry::finish_pass(db, now, retention, hours, &mut report)?;
+                Ok(report)
+            })
+            .await?;
+        tracing::debug!(
+            "SQLite maintenance steps: minute buckets read in {} ms, minutes written and hours \
+             read in {} ms, hours written and retention applied in {} ms",
+            read_minutes.as_millis(),
+            (rolled_up - read_minutes).as_millis(),
+            (started.elapsed() - rolled_up).as_millis()
+        );
+        Ok(report)
     }
 
     async fn terminal_connected(
@@ -431,11 +507,19 @@ impl Store for SqliteStore {
     }
 
     async fn terminal(&self, terminal: Terminal) -> StoreResult<Option<TerminalRecord>> {
-        self.read(move |c| records::terminal(c, terminal)).await
+        let pending = self.shared.pending.of(terminal);
+        let mut record = self.read(move |c| records::terminal(c, terminal)).await?;
+        if let Some(record) = &mut record {
+            pending.record(record);
+        }
+        Ok(record)
     }
 
     async fn fleet(&self) -> StoreResult<Vec<FleetEntry>> {
-        self.read(records::fleet).await
+        let pending = self.shared.pending.snapshot();
+        let mut fleet = self.read(records::fleet).await?;
+        pending.fleet(&mut fleet);
+        Ok(fleet)
     }
 
     async fn set_registration(

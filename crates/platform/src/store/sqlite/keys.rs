@@ -1,7 +1,7 @@
 //! The telemetry dedup keys on SQLite: the writer thread holds them in memory
 //! ([`StoredKeys`], see `store/keys.rs`) and keeps their copy in `telemetry_keys` (one row per
-//! run: terminal, first, last, day) in the same transactions as the rows, so a restarted
-//! process loads them and dedups exactly as before.
+//! run: terminal, first, last, day), written by each flush (`pending.rs`); a restarted process
+//! loads them, replays the rows stored after the last flush, and dedups exactly as before.
 //!
 //! One process writes a SQLite file; should another one write it anyway (an operator's
 //! script, a second platform by mistake), the writer notices (`PRAGMA data_version` moved
@@ -48,17 +48,19 @@ impl WriterKeys {
         })
     }
 
-    /// Reloads the keys if another connection changed the database since they were read (to
-    /// call inside the write transaction, before any change).
-    pub(super) fn refresh(&mut self, connection: &Connection) -> StoreResult<()> {
-        if data_version(connection)? != self.data_version {
-            tracing::warn!(
-                "the SQLite database was written by another process: reloading the telemetry \
-                 dedup keys (one platform process per SQLite file)"
-            );
-            *self = WriterKeys::load(connection)?;
+    /// Reloads the stored keys if another connection changed the database since they were
+    /// read (to call inside the write transaction, before any change); `true` if it did (the
+    /// caller then replays the rows after the flushed watermark).
+    pub(super) fn refresh(&mut self, connection: &Connection) -> StoreResult<bool> {
+        if data_version(connection)? == self.data_version {
+            return Ok(false);
         }
-        Ok(())
+        tracing::warn!(
+            "the SQLite database was written by another process: reloading the telemetry \
+             dedup keys (one platform process per SQLite file)"
+        );
+        *self = WriterKeys::load(connection)?;
+        Ok(true)
     }
 }
 

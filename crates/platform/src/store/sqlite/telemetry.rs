@@ -3,9 +3,10 @@
 //!
 //! Inserts only append: rows go to the end of the table and of the (at) index, and into the
 //! current slot of the (slot, terminal) index; whether a (terminal, record) is stored already
-//! is the writer's in-memory record runs' answer (`store/keys.rs`), whose changes are written
-//! to `telemetry_keys` in the same transaction. Raw history looks up its terminal in each
-//! 10-second slot of the range.
+//! is the writer's in-memory record runs' answer (`store/keys.rs`). What the rows change per
+//! terminal (`latest`, `terminals.last_seen`, the runs' copy in `telemetry_keys`) is written
+//! by [`flush`] every few seconds, not by each insert (`pending.rs` says why and how nothing
+//! is lost). Raw history looks up its terminal in each 10-second slot of the range.
 //!
 //! Roll-ups: a minute bucket holds a terminal's rows with `at` in `[bucket, bucket + 1 min)`:
 //! count, sums (means are sum / samples), extremes, and the energy charged and discharged
@@ -13,10 +14,12 @@
 //! parts of power and given to the bucket of the later row (pairs further apart than
 //! [`MAX_INTEGRATION_GAP_MS`] count nothing). Hours are sums of their minutes.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use rusqlite::{named_params, Connection, TransactionBehavior};
 
+use super::keys::WriterKeys;
+use super::pending::PendingLatest;
 use super::schema::SLOT_MS;
 use super::writer::Db;
 use super::{column, keys, query_all, query_first, Context};
@@ -25,7 +28,7 @@ use crate::store::codec::rollup::{
     bucket_start, next_minute_watermark, HOUR_MS, MAX_INTEGRATION_GAP_MS, MINUTE_MS,
 };
 use crate::store::codec::{cells_blob, cells_from_blob, narrow, narrow_opt, RowExtremes};
-use crate::store::keys::day_of;
+use crate::store::keys::{day_of, StoredKeys};
 use crate::store::{InsertReport, MaintenanceReport, Retention, StoreResult};
 
 const INSERT_ROW: &str = "
@@ -45,7 +48,7 @@ ON CONFLICT (terminal) DO UPDATE SET
 WHERE excluded.at >= latest.at";
 
 /// A terminal that uploads without having been seen connecting (a gateway's backlog, a
-/// test) is created approved and offline.
+/// test) is created approved and offline; a flush moves `last_seen` of known ones.
 const TOUCH_TERMINAL: &str = "
 INSERT INTO terminals (id, registration, first_seen, last_seen, online)
 VALUES (?1, 'approved', ?2, ?2, 0)
@@ -55,25 +58,57 @@ const ROW_COLUMNS: &str = "terminal, record, at, voltage_mv, current_ma, soc, t_
                            t_battery, cells, warnings, status, raw";
 
 /// Stores batches in one transaction; returns each batch's report. The keys follow the
-/// transaction: kept if it commits, rolled back if not.
-pub(super) fn insert(db: &mut Db, batches: &[Vec<TelemetryRow>]) -> StoreResult<Vec<InsertReport>> {
-    let result = insert_batches(db, batches);
+/// transaction: kept (to be flushed) if it commits, rolled back if not; each terminal's newest
+/// row joins the pending latest rows once committed.
+pub(super) fn insert(
+    db: &mut Db,
+    batches: Vec<Vec<TelemetryRow>>,
+) -> StoreResult<Vec<InsertReport>> {
+    let result = insert_batches(db, &batches);
     match result {
-        Ok(_) => db.keys.keys.commit(),
+        Ok(ref stored) => {
+            db.keys.keys.commit();
+            db.known.extend(stored.created.iter().copied());
+            db.pending.merge(
+                batches
+                    .into_iter()
+                    .flatten()
+                    .zip(stored.fresh.iter())
+                    .filter_map(|(row, fresh)| fresh.then_some(row)),
+            );
+        }
         Err(_) => db.keys.keys.rollback(),
     }
-    result
+    result.map(|stored| stored.reports)
 }
 
-fn insert_batches(db: &mut Db, batches: &[Vec<TelemetryRow>]) -> StoreResult<Vec<InsertReport>> {
+/// What one insert transaction did.
+struct Stored {
+    reports: Vec<InsertReport>,
+    /// Per row, in order: stored (not a duplicate).
+    fresh: Vec<bool>,
+    /// Terminals it created.
+    created: Vec<u32>,
+}
+
+fn insert_batches(db: &mut Db, batches: &[Vec<TelemetryRow>]) -> StoreResult<Stored> {
     let doing = "storing telemetry";
-    let Db { connection, keys } = db;
+    let Db {
+        connection,
+        keys,
+        pending,
+        known,
+        ..
+    } = db;
     let tx = connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .context(doing)?;
-    keys.refresh(&tx)?;
-    let mut reports = Vec::with_capacity(batches.len());
-    let mut newest: HashMap<u32, &TelemetryRow> = HashMap::new();
+    refresh(&tx, keys, pending)?;
+    let mut stored = Stored {
+        reports: Vec::with_capacity(batches.len()),
+        fresh: Vec::with_capacity(batches.iter().map(Vec::len).sum()),
+        created: Vec::new(),
+    };
     {
         let mut insert = tx.prepare_cached(INSERT_ROW).context(doing)?;
         for rows in batches {
@@ -82,24 +117,150 @@ fn insert_batches(db: &mut Db, batches: &[Vec<TelemetryRow>]) -> StoreResult<Vec
                 let fresh = keys
                     .keys
                     .insert(row.terminal.0, row.record, day_of(row.at.millis()));
+                stored.fresh.push(fresh);
                 if !fresh {
                     report.duplicates += 1;
                     continue;
                 }
                 insert_row(&mut insert, row)?;
                 report.inserted += 1;
-                let slot = newest.entry(row.terminal.0).or_insert(row);
-                if row.at >= slot.at {
-                    *slot = row;
+                let terminal = row.terminal.0;
+                if !known.contains(&terminal) && !stored.created.contains(&terminal) {
+                    touch_terminal(&tx, row)?;
+                    stored.created.push(terminal);
                 }
             }
-            reports.push(report);
+            stored.reports.push(report);
         }
     }
-    keys::store_changes(&tx, &keys.keys.changes())?;
-    update_latest(&tx, newest.values().copied())?;
     tx.commit().context(doing)?;
-    Ok(reports)
+    Ok(stored)
+}
+
+/// Creates (or moves `last_seen` of) the terminal of `row`.
+fn touch_terminal(tx: &rusqlite::Transaction<'_>, row: &TelemetryRow) -> StoreResult<()> {
+    tx.prepare_cached(TOUCH_TERMINAL)
+        .and_then(|mut touch| touch.execute((row.terminal.0, row.at.millis())))
+        .context("recording a new terminal")?;
+    Ok(())
+}
+
+/// If another process wrote the file since the keys were read: reloads them and replays the
+/// rows after the flushed watermark (to call inside a write transaction, before any change).
+pub(super) fn refresh(
+    tx: &rusqlite::Transaction<'_>,
+    keys: &mut WriterKeys,
+    pending: &PendingLatest,
+) -> StoreResult<()> {
+    if keys.refresh(tx)? {
+        replay_unflushed(tx, &mut keys.keys, pending)?;
+    }
+    Ok(())
+}
+
+/// Every terminal the `terminals` table holds.
+pub(super) fn known_terminals(connection: &Connection) -> StoreResult<HashSet<u32>> {
+    let ids = query_all(
+        connection,
+        "SELECT id FROM terminals",
+        [],
+        "reading the terminals",
+        |row| narrow::<u32>(column::<i64>(row, "id")?, "terminals.id"),
+    )?;
+    Ok(ids.into_iter().collect())
+}
+
+/// The highest telemetry rowid the per-terminal copies reflect.
+fn flushed_through(connection: &Connection) -> StoreResult<i64> {
+    connection
+        .query_row(
+            "SELECT through_rowid FROM telemetry_flushed WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .context("reading the flushed telemetry watermark")
+}
+
+/// Replays the rows committed after the last flush into the keys and the pending latest
+/// rows (at open: a process that stopped without flushing, or crashed, left them).
+pub(super) fn replay_unflushed(
+    connection: &Connection,
+    keys: &mut StoredKeys,
+    pending: &PendingLatest,
+) -> StoreResult<()> {
+    let through = flushed_through(connection)?;
+    let sql = format!("SELECT {ROW_COLUMNS} FROM telemetry WHERE rowid > ?1 ORDER BY rowid");
+    let rows = query_all(
+        connection,
+        &sql,
+        [through],
+        "replaying telemetry rows not flushed",
+        telemetry_row,
+    )?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    for row in &rows {
+        keys.insert(row.terminal.0, row.record, day_of(row.at.millis()));
+    }
+    keys.commit();
+    tracing::info!(
+        "{} telemetry rows stored after the last flush of the latest rows and dedup keys: \
+         replayed",
+        rows.len()
+    );
+    pending.merge(rows);
+    Ok(())
+}
+
+/// Writes the pending per-terminal copies (`latest`, `last_seen`, `telemetry_keys`) and the
+/// watermark in one transaction.
+pub(super) fn flush(db: &mut Db) -> StoreResult<()> {
+    if db.pending.is_empty() && !db.keys.keys.has_unflushed() {
+        return Ok(());
+    }
+    let doing = "writing the latest rows and dedup keys";
+    let Db {
+        connection,
+        keys,
+        pending,
+        ..
+    } = db;
+    let tx = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context(doing)?;
+    refresh(&tx, keys, pending)?;
+    let rows = write_copies(&tx, &keys.keys, pending)?;
+    set_flushed_through(&tx)?;
+    tx.commit().context(doing)?;
+    keys.keys.flushed();
+    pending.clear();
+    tracing::trace!("flushed the latest rows of {rows} terminals");
+    Ok(())
+}
+
+/// Writes the keys' changes and the pending latest rows; returns how many rows.
+fn write_copies(
+    tx: &rusqlite::Transaction<'_>,
+    keys: &StoredKeys,
+    pending: &PendingLatest,
+) -> StoreResult<usize> {
+    keys::store_changes(tx, &keys.changes())?;
+    let rows = pending.rows();
+    update_latest(tx, rows.iter().map(|row| &**row))?;
+    Ok(rows.len())
+}
+
+/// Records that the copies reflect every row stored now (the highest rowid: a later row
+/// gets a higher one).
+fn set_flushed_through(tx: &rusqlite::Transaction<'_>) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE telemetry_flushed
+         SET through_rowid = (SELECT coalesce(max(rowid), 0) FROM telemetry) WHERE id = 1",
+        [],
+    )
+    .context("moving the flushed telemetry watermark")?;
+    Ok(())
 }
 
 /// Inserts one row.
@@ -207,35 +368,90 @@ pub(super) fn history(
     to: Timestamp,
     resolution: Resolution,
 ) -> StoreResult<Vec<HistoryPoint>> {
-    let params = (terminal.0, from.millis(), to.millis());
+    let (from, to) = (from.millis(), to.millis());
     match resolution {
-        Resolution::Raw => raw_history(connection, terminal, from.millis(), to.millis()),
-        Resolution::Minute => query_all(
-            connection,
-            MINUTE_HISTORY,
-            params,
-            "reading history",
-            bucket_point,
-        ),
-        Resolution::Hour => query_all(
-            connection,
-            HOUR_HISTORY,
-            params,
-            "reading history",
-            bucket_point,
-        ),
+        Resolution::Raw => raw_history(connection, terminal, from, to),
+        Resolution::Minute => bucket_history(connection, &MINUTE_TABLE, terminal, from, to),
+        Resolution::Hour => bucket_history(connection, &HOUR_TABLE, terminal, from, to),
     }
 }
 
-const MINUTE_HISTORY: &str = "
-SELECT bucket, samples, voltage_sum, current_sum, power_sum, soc_sum, t_min, t_max, cell_min,
-       cell_max, charged_wh, discharged_wh
-FROM rollup_minute WHERE terminal = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket";
+/// A roll-up table and its bucket width.
+struct RollUpTable {
+    /// The oldest and newest buckets: two look-ups at the ends of the (bucket, terminal) key.
+    span: &'static str,
+    /// A terminal's buckets in `[?2, ?3)`, one key look-up per bucket (`?2` on a bucket
+    /// start, the range within the buckets stored); ?4 is the width.
+    lookup: &'static str,
+    width: i64,
+}
 
-const HOUR_HISTORY: &str = "
-SELECT bucket, samples, voltage_sum, current_sum, power_sum, soc_sum, t_min, t_max, cell_min,
+const MINUTE_TABLE: RollUpTable = RollUpTable {
+    span: "SELECT (SELECT min(bucket) FROM rollup_minute) AS oldest,
+                  (SELECT max(bucket) FROM rollup_minute) AS newest",
+    lookup: BUCKET_LOOKUP_MINUTE,
+    width: MINUTE_MS,
+};
+
+const HOUR_TABLE: RollUpTable = RollUpTable {
+    span: "SELECT (SELECT min(bucket) FROM rollup_hour) AS oldest,
+                  (SELECT max(bucket) FROM rollup_hour) AS newest",
+    lookup: BUCKET_LOOKUP_HOUR,
+    width: HOUR_MS,
+};
+
+const BUCKET_LOOKUP_MINUTE: &str = "
+WITH RECURSIVE range(bucket) AS (
+    SELECT ?2 UNION ALL SELECT bucket + ?4 FROM range WHERE bucket + ?4 < ?3
+)
+SELECT r.bucket, samples, voltage_sum, current_sum, power_sum, soc_sum, t_min, t_max, cell_min,
        cell_max, charged_wh, discharged_wh
-FROM rollup_hour WHERE terminal = ?1 AND bucket >= ?2 AND bucket < ?3 ORDER BY bucket";
+FROM range JOIN rollup_minute r ON r.bucket = range.bucket AND r.terminal = ?1
+ORDER BY r.bucket";
+
+const BUCKET_LOOKUP_HOUR: &str = "
+WITH RECURSIVE range(bucket) AS (
+    SELECT ?2 UNION ALL SELECT bucket + ?4 FROM range WHERE bucket + ?4 < ?3
+)
+SELECT r.bucket, samples, voltage_sum, current_sum, power_sum, soc_sum, t_min, t_max, cell_min,
+       cell_max, charged_wh, discharged_wh
+FROM range JOIN rollup_hour r ON r.bucket = range.bucket AND r.terminal = ?1
+ORDER BY r.bucket";
+
+/// A terminal's roll-up buckets starting in `[from, to)`, in one read transaction; the range
+/// is first narrowed to the buckets stored, so an open-ended range costs nothing.
+fn bucket_history(
+    connection: &Connection,
+    table: &RollUpTable,
+    terminal: Terminal,
+    from: i64,
+    to: i64,
+) -> StoreResult<Vec<HistoryPoint>> {
+    let doing = "reading history";
+    let tx = connection.unchecked_transaction().context(doing)?;
+    let (oldest, newest): (Option<i64>, Option<i64>) = tx
+        .query_row(table.span, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .context(doing)?;
+    let (Some(oldest), Some(newest)) = (oldest, newest) else {
+        return Ok(Vec::new());
+    };
+    // The first bucket start at or after `from` (buckets start on multiples of the width).
+    let first = from
+        .max(oldest)
+        .checked_add(table.width - 1)
+        .map_or(i64::MAX, |f| f.div_euclid(table.width) * table.width);
+    let end = to.min(newest.saturating_add(1));
+    if first >= end {
+        return Ok(Vec::new());
+    }
+    query_all(
+        &tx,
+        table.lookup,
+        (terminal.0, first, end, table.width),
+        doing,
+        bucket_point,
+    )
+}
 
 /// A terminal's rows in `[?2, ?3)` within slot `?4` (the index expression must read exactly
 /// `at / 10000`: see [`SLOT_MS`]).
@@ -366,7 +582,7 @@ INSERT INTO rollup_minute (terminal, bucket, samples, voltage_sum, current_sum, 
                            soc_sum, t_min, t_max, cell_min, cell_max, charged_wh, discharged_wh,
                            last_at, last_power)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-ON CONFLICT (terminal, bucket) DO UPDATE SET
+ON CONFLICT (bucket, terminal) DO UPDATE SET
     samples = excluded.samples, voltage_sum = excluded.voltage_sum,
     current_sum = excluded.current_sum, power_sum = excluded.power_sum,
     soc_sum = excluded.soc_sum, t_min = excluded.t_min, t_max = excluded.t_max,
@@ -388,7 +604,7 @@ const UPSERT_HOUR: &str = "
 INSERT INTO rollup_hour (terminal, bucket, samples, voltage_sum, current_sum, power_sum,
                          soc_sum, t_min, t_max, cell_min, cell_max, charged_wh, discharged_wh)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-ON CONFLICT (terminal, bucket) DO UPDATE SET
+ON CONFLICT (bucket, terminal) DO UPDATE SET
     samples = excluded.samples, voltage_sum = excluded.voltage_sum,
     current_sum = excluded.current_sum, power_sum = excluded.power_sum,
     soc_sum = excluded.soc_sum, t_min = excluded.t_min, t_max = excluded.t_max,
@@ -512,11 +728,19 @@ pub(super) fn finish_pass(
     report: &mut MaintenanceReport,
 ) -> StoreResult<()> {
     let doing = "maintaining (roll-ups, retention)";
-    let Db { connection, keys } = db;
+    let Db {
+        connection,
+        keys,
+        pending,
+        ..
+    } = db;
     let tx = connection
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .context(doing)?;
-    keys.refresh(&tx)?;
+    refresh(&tx, keys, pending)?;
+    // Retention deletes rows: the copies are flushed first and the watermark is moved after
+    // the deletes, in this transaction (`pending.rs`: rowids only grow).
+    write_copies(&tx, &keys.keys, pending)?;
     let mut watermark = None;
     if let Some(hours) = hours {
         write_buckets(&tx, UPSERT_HOUR, &hours.buckets, doing)?;
@@ -531,8 +755,12 @@ pub(super) fn finish_pass(
         watermark = Some(next);
     }
     let forget_before = delete_expired(&tx, now, retention, watermark, report)?;
+    set_flushed_through(&tx)?;
     tx.commit().context(doing)?;
-    keys.keys.forget_before(forget_before);
+    keys.keys.flushed();
+    pending.clear();
+    db.flushed_at = std::time::Instant::now();
+    db.keys.keys.forget_before(forget_before);
     Ok(())
 }
 
@@ -607,6 +835,9 @@ fn delete_expired(
     }
     Ok(keep_from)
 }
+
+#[cfg(test)]
+mod flush_tests;
 
 #[cfg(test)]
 mod tests {
@@ -693,7 +924,7 @@ mod tests {
             row(5, 4, BASE + 11),
             row(5, 6, BASE + 12),
         ];
-        let reports = insert(&mut db, &[batch]).unwrap();
+        let reports = insert(&mut db, vec![batch]).unwrap();
         assert_eq!((reports[0].inserted, reports[0].duplicates), (1, 2));
         let points = history(
             &db.connection,
@@ -738,6 +969,80 @@ mod tests {
     }
 
     #[test]
+    fn roll_up_history_looks_up_each_bucket_and_scans_nothing() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut connection).unwrap();
+        for table in [&MINUTE_TABLE, &HOUR_TABLE] {
+            let plan: Vec<String> = connection
+                .prepare(&format!("EXPLAIN QUERY PLAN {}", table.lookup))
+                .unwrap()
+                .query_map((1, 0, 1, table.width), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains("USING PRIMARY KEY (bucket=? AND terminal=?)")),
+                "{plan:?}"
+            );
+            assert!(
+                plan.iter()
+                    .all(|step| step != "SCAN r" && !step.starts_with("SCAN r ")),
+                "the roll-up table is never scanned: {plan:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn roll_up_history_reads_whole_buckets_in_the_range() {
+        let mut connection = Connection::open_in_memory().unwrap();
+        schema::migrate(&mut connection).unwrap();
+        for (terminal, minute) in [(1, 0), (1, 1), (2, 1), (1, 3), (1, 60)] {
+            connection
+                .execute(
+                    "INSERT INTO rollup_minute (terminal, bucket, samples, voltage_sum, current_sum, power_sum, soc_sum, charged_wh, discharged_wh)
+                     VALUES (?1, ?2, 1, 52000, 0, 0, 80, 0, 0)",
+                    (terminal, BASE + minute * MINUTE_MS),
+                )
+                .unwrap();
+        }
+        let read = |from: i64, to: i64| -> Vec<i64> {
+            history(
+                &connection,
+                Terminal(1),
+                Timestamp(BASE + from),
+                Timestamp(BASE + to),
+                Resolution::Minute,
+            )
+            .unwrap()
+            .iter()
+            .map(|p| (p.at.millis() - BASE) / MINUTE_MS)
+            .collect()
+        };
+        assert_eq!(read(0, 61 * MINUTE_MS), vec![0, 1, 3, 60]);
+        assert_eq!(
+            read(1, 60 * MINUTE_MS),
+            vec![1, 3],
+            "buckets starting in the range"
+        );
+        assert_eq!(
+            read(i64::MIN / 2, i64::MAX / 2),
+            vec![0, 1, 3, 60],
+            "narrowed"
+        );
+        assert!(read(61 * MINUTE_MS, 100 * MINUTE_MS).is_empty());
+        assert!(history(
+            &connection,
+            Terminal(1),
+            Timestamp(0),
+            Timestamp(1),
+            Resolution::Hour
+        )
+        .unwrap()
+        .is_empty());
+    }
+
+    #[test]
     fn history_spans_slots_in_order_and_ignores_other_terminals() {
         let mut connection = Connection::open_in_memory().unwrap();
         schema::migrate(&mut connection).unwrap();
@@ -751,7 +1056,7 @@ mod tests {
             row(1, 2, BASE + 9_999),
             row(1, 5, BASE + 10_000),
         ];
-        insert(&mut db, &[rows]).unwrap();
+        insert(&mut db, vec![rows]).unwrap();
         let read = |from: i64, to: i64| -> Vec<i64> {
             history(
                 &db.connection,
