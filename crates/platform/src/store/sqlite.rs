@@ -46,7 +46,7 @@ use std::time::Duration;
 
 use pending::PendingLatest;
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{broadcast, oneshot, Semaphore};
+use tokio::sync::{broadcast, oneshot, OwnedSemaphorePermit, Semaphore};
 use writer::{Db, WriteJob};
 
 use crate::model::{
@@ -169,21 +169,13 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let Some(pool) = &self.shared.readers else {
+        let Some(permit) = self.reader_permit().await? else {
             return self.write(move |connection| job(connection)).await;
         };
-        let permit = Arc::clone(&pool.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::Unavailable("the SQLite reader pool is closed".into()))?;
         let shared = Arc::clone(&self.shared);
         let run = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let pool = shared.readers.as_ref().ok_or_else(writer_gone)?;
-            let connection = pool.take()?;
-            let result = job(&connection);
-            pool.give_back(connection);
-            result
+            on_reader(&shared, job)
         });
         run.await
             .map_err(|e| StoreError::Unavailable(format!("a SQLite read task failed: {e}")))?
@@ -197,13 +189,9 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let Some(pool) = &self.shared.readers else {
+        let Some(permit) = self.reader_permit().await? else {
             return self.write(move |connection| job(connection)).await;
         };
-        let permit = Arc::clone(&pool.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| StoreError::Unavailable("the SQLite reader pool is closed".into()))?;
         let shared = Arc::clone(&self.shared);
         let (reply, answer) = oneshot::channel();
         std::thread::Builder::new()
@@ -211,22 +199,24 @@ impl SqliteStore {
             .spawn(move || {
                 let _permit = permit;
                 lower_priority();
-                let result = shared
-                    .readers
-                    .as_ref()
-                    .ok_or_else(writer_gone)
-                    .and_then(|pool| {
-                        let connection = pool.take()?;
-                        let result = job(&connection);
-                        pool.give_back(connection);
-                        result
-                    });
-                let _ = reply.send(result);
+                let _ = reply.send(on_reader(&shared, job));
             })
             .map_err(|e| StoreError::Unavailable(format!("cannot start a SQLite read: {e}")))?;
         answer
             .await
             .map_err(|_| StoreError::Unavailable("a SQLite background read failed".into()))?
+    }
+
+    /// A turn at the reader pool; `None` for an in-memory database (no readers).
+    async fn reader_permit(&self) -> StoreResult<Option<OwnedSemaphorePermit>> {
+        let Some(pool) = &self.shared.readers else {
+            return Ok(None);
+        };
+        Arc::clone(&pool.permits)
+            .acquire_owned()
+            .await
+            .map(Some)
+            .map_err(|_| StoreError::Unavailable("the SQLite reader pool is closed".into()))
     }
 
     /// Maintenance steps 2 and 3 (see `telemetry.rs`): writes the minute buckets on the
@@ -272,6 +262,18 @@ impl ReaderPool {
             idle.push(connection);
         }
     }
+}
+
+/// Runs `job` on a pooled reader connection (on a thread that may block, holding a permit).
+fn on_reader<T>(
+    shared: &Shared,
+    job: impl FnOnce(&Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let pool = shared.readers.as_ref().ok_or_else(writer_gone)?;
+    let connection = pool.take()?;
+    let result = job(&connection);
+    pool.give_back(connection);
+    result
 }
 
 /// Makes the calling thread the last to get a core (nice 19); where that is refused, it

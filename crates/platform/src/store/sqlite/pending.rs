@@ -118,23 +118,7 @@ impl Overlay {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Timestamp;
-
-    fn row(terminal: u32, record: u32, at: i64) -> TelemetryRow {
-        TelemetryRow {
-            terminal: Terminal(terminal),
-            at: Timestamp(at),
-            record,
-            voltage_mv: 52_000,
-            current_ma: 0,
-            soc: 50,
-            temperatures: [None; 3],
-            cells_mv: vec![],
-            warnings: 0,
-            status: 0,
-            raw: vec![],
-        }
-    }
+    use crate::store::sqlite::telemetry::tests::row;
 
     #[test]
     fn the_newest_row_per_terminal_wins_and_ties_go_to_the_later() {

@@ -100,10 +100,7 @@ fn insert_batches(db: &mut Db, batches: &[Vec<TelemetryRow>]) -> StoreResult<Sto
         known,
         ..
     } = db;
-    let tx = connection
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .context(doing)?;
-    refresh(&tx, keys, pending)?;
+    let tx = begin(connection, keys, pending, doing)?;
     let mut stored = Stored {
         reports: Vec::with_capacity(batches.len()),
         fresh: Vec::with_capacity(batches.iter().map(Vec::len).sum()),
@@ -143,6 +140,21 @@ fn touch_terminal(tx: &rusqlite::Transaction<'_>, row: &TelemetryRow) -> StoreRe
         .and_then(|mut touch| touch.execute((row.terminal.0, row.at.millis())))
         .context("recording a new terminal")?;
     Ok(())
+}
+
+/// Starts an immediate write transaction, the dedup keys brought up to date first
+/// ([`refresh`]).
+fn begin<'c>(
+    connection: &'c mut Connection,
+    keys: &mut WriterKeys,
+    pending: &PendingLatest,
+    doing: &str,
+) -> StoreResult<rusqlite::Transaction<'c>> {
+    let tx = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .context(doing)?;
+    refresh(&tx, keys, pending)?;
+    Ok(tx)
 }
 
 /// If another process wrote the file since the keys were read: reloads them and replays the
@@ -226,10 +238,7 @@ pub(super) fn flush(db: &mut Db) -> StoreResult<()> {
         pending,
         ..
     } = db;
-    let tx = connection
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .context(doing)?;
-    refresh(&tx, keys, pending)?;
+    let tx = begin(connection, keys, pending, doing)?;
     let rows = write_copies(&tx, &keys.keys, pending)?;
     set_flushed_through(&tx)?;
     tx.commit().context(doing)?;
@@ -386,37 +395,35 @@ struct RollUpTable {
     width: i64,
 }
 
-const MINUTE_TABLE: RollUpTable = RollUpTable {
-    span: "SELECT (SELECT min(bucket) FROM rollup_minute) AS oldest,
-                  (SELECT max(bucket) FROM rollup_minute) AS newest",
-    lookup: BUCKET_LOOKUP_MINUTE,
-    width: MINUTE_MS,
-};
+/// [`RollUpTable`]'s queries for one table.
+macro_rules! roll_up_table {
+    ($table:literal, $width:expr) => {
+        RollUpTable {
+            span: concat!(
+                "SELECT (SELECT min(bucket) FROM ",
+                $table,
+                ") AS oldest, ",
+                "(SELECT max(bucket) FROM ",
+                $table,
+                ") AS newest"
+            ),
+            lookup: concat!(
+                "WITH RECURSIVE range(bucket) AS (",
+                " SELECT ?2 UNION ALL SELECT bucket + ?4 FROM range WHERE bucket + ?4 < ?3",
+                ") SELECT r.bucket, samples, voltage_sum, current_sum, power_sum, soc_sum, t_min,",
+                " t_max, cell_min, cell_max, charged_wh, discharged_wh",
+                " FROM range JOIN ",
+                $table,
+                " r ON r.bucket = range.bucket AND r.terminal = ?1",
+                " ORDER BY r.bucket"
+            ),
+            width: $width,
+        }
+    };
+}
 
-const HOUR_TABLE: RollUpTable = RollUpTable {
-    span: "SELECT (SELECT min(bucket) FROM rollup_hour) AS oldest,
-                  (SELECT max(bucket) FROM rollup_hour) AS newest",
-    lookup: BUCKET_LOOKUP_HOUR,
-    width: HOUR_MS,
-};
-
-const BUCKET_LOOKUP_MINUTE: &str = "
-WITH RECURSIVE range(bucket) AS (
-    SELECT ?2 UNION ALL SELECT bucket + ?4 FROM range WHERE bucket + ?4 < ?3
-)
-SELECT r.bucket, samples, voltage_sum, current_sum, power_sum, soc_sum, t_min, t_max, cell_min,
-       cell_max, charged_wh, discharged_wh
-FROM range JOIN rollup_minute r ON r.bucket = range.bucket AND r.terminal = ?1
-ORDER BY r.bucket";
-
-const BUCKET_LOOKUP_HOUR: &str = "
-WITH RECURSIVE range(bucket) AS (
-    SELECT ?2 UNION ALL SELECT bucket + ?4 FROM range WHERE bucket + ?4 < ?3
-)
-SELECT r.bucket, samples, voltage_sum, current_sum, power_sum, soc_sum, t_min, t_max, cell_min,
-       cell_max, charged_wh, discharged_wh
-FROM range JOIN rollup_hour r ON r.bucket = range.bucket AND r.terminal = ?1
-ORDER BY r.bucket";
+const MINUTE_TABLE: RollUpTable = roll_up_table!("rollup_minute", MINUTE_MS);
+const HOUR_TABLE: RollUpTable = roll_up_table!("rollup_hour", HOUR_MS);
 
 /// A terminal's roll-up buckets starting in `[from, to)`, in one read transaction; the range
 /// is first narrowed to the buckets stored, so an open-ended range costs nothing.
@@ -429,10 +436,7 @@ fn bucket_history(
 ) -> StoreResult<Vec<HistoryPoint>> {
     let doing = "reading history";
     let tx = connection.unchecked_transaction().context(doing)?;
-    let (oldest, newest): (Option<i64>, Option<i64>) = tx
-        .query_row(table.span, [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .context(doing)?;
-    let (Some(oldest), Some(newest)) = (oldest, newest) else {
+    let Some((oldest, newest)) = stored_span(&tx, table.span)? else {
         return Ok(Vec::new());
     };
     // The first bucket start at or after `from` (buckets start on multiples of the width).
@@ -451,6 +455,14 @@ fn bucket_history(
         doing,
         bucket_point,
     )
+}
+
+/// The oldest and newest values `span_sql` reads (`None`: the table is empty).
+fn stored_span(tx: &rusqlite::Transaction<'_>, span_sql: &str) -> StoreResult<Option<(i64, i64)>> {
+    let (oldest, newest): (Option<i64>, Option<i64>) = tx
+        .query_row(span_sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .context("reading history")?;
+    Ok(oldest.zip(newest))
 }
 
 /// A terminal's rows in `[?2, ?3)` within slot `?4` (the index expression must read exactly
@@ -474,10 +486,7 @@ fn raw_history(
 ) -> StoreResult<Vec<HistoryPoint>> {
     let doing = "reading history";
     let tx = connection.unchecked_transaction().context(doing)?;
-    let (oldest, newest): (Option<i64>, Option<i64>) = tx
-        .query_row(TIME_SPAN, [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .context(doing)?;
-    let (Some(oldest), Some(newest)) = (oldest, newest) else {
+    let Some((oldest, newest)) = stored_span(&tx, TIME_SPAN)? else {
         return Ok(Vec::new());
     };
     let (from, to) = (from.max(oldest), to.min(newest.saturating_add(1)));
@@ -734,10 +743,7 @@ pub(super) fn finish_pass(
         pending,
         ..
     } = db;
-    let tx = connection
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .context(doing)?;
-    refresh(&tx, keys, pending)?;
+    let tx = begin(connection, keys, pending, doing)?;
     // Retention deletes rows: the copies are flushed first and the watermark is moved after
     // the deletes, in this transaction (`pending.rs`: rowids only grow).
     write_copies(&tx, &keys.keys, pending)?;
@@ -840,7 +846,7 @@ fn delete_expired(
 mod flush_tests;
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::store::sqlite::schema;
 
@@ -848,7 +854,8 @@ mod tests {
     /// 2023-11-14 22:00 UTC.
     const BASE: i64 = 1_699_999_200_000;
 
-    fn row(terminal: u32, record: u32, at: i64) -> TelemetryRow {
+    /// A 2-cell row of `terminal` (the SQLite store's tests share it).
+    pub(in crate::store::sqlite) fn row(terminal: u32, record: u32, at: i64) -> TelemetryRow {
         TelemetryRow {
             terminal: Terminal(terminal),
             at: Timestamp(at),

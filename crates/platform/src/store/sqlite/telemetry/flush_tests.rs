@@ -6,28 +6,13 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+use super::tests::row;
 use super::*;
 use crate::store::sqlite::{open_connection, schema};
 
 /// 2023-11-14 22:00 UTC.
 const NOW: i64 = 1_699_999_200_000;
 const DAY: i64 = 86_400_000;
-
-fn row(terminal: u32, record: u32, at: i64) -> TelemetryRow {
-    TelemetryRow {
-        terminal: Terminal(terminal),
-        at: Timestamp(at),
-        record,
-        voltage_mv: 52_000,
-        current_ma: 1_000 * i32::try_from(record).unwrap(),
-        soc: 80,
-        temperatures: [Some(25), None, None],
-        cells_mv: vec![3_300, 3_310],
-        warnings: 0,
-        status: 0,
-        raw: vec![0x4E, 0x57],
-    }
-}
 
 /// The writer's state on a fresh connection to `path`, as a (re)started process opens it.
 fn open(path: &Path) -> Db {
