@@ -21,7 +21,7 @@
 //! Telemetry is append-only (schema version 3): rows in arrival order, dedup against the
 //! writer's in-memory record runs (`keys.rs`), history through a (10-second slot, terminal)
 //! index. What rows change per terminal (`latest`, `last_seen`, the runs' copy) is flushed
-//! every few seconds (version 4, `pending.rs`); reads overlay the rows not flushed yet. So
+//! every 30 s (version 4, `pending.rs`); reads overlay the rows not flushed yet. So
 //! one platform process writes a SQLite file (a second writer is noticed and the keys
 //! reloaded, see `keys.rs`).
 //!

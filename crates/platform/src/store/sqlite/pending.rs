@@ -9,7 +9,7 @@
 //!
 //! - reads in this process look at [`PendingLatest`] first, so they see every committed row;
 //! - `telemetry_flushed.through_rowid` names the highest telemetry rowid the copies reflect;
-//!   opening the file (after a crash, too) replays the rows above it (at most a few seconds'
+//!   opening the file (after a crash, too) replays the rows above it (at most [`FLUSH_INTERVAL`]'s
 //!   worth), so nothing the copies lacked is lost. Rowids only grow: a new row takes the
 //!   highest rowid + 1, and the only deletion (retention) writes the watermark again after it.
 //!

@@ -235,7 +235,7 @@ CREATE INDEX telemetry_by_slot ON telemetry (at / 10000, terminal);
 /// Version 4, for 20,000 terminals uploading every second:
 ///
 /// - the per-terminal copies (`latest`, `terminals.last_seen`, `telemetry_keys`) are flushed
-///   every few seconds instead of with each insert (`pending.rs`);
+///   every 30 s instead of with each insert (`pending.rs`);
 ///   `telemetry_flushed.through_rowid` is the highest telemetry rowid they reflect (under
 ///   version 3 they reflected every row);
 /// - the roll-up tables are keyed (bucket, terminal) instead of (terminal, bucket): a pass

@@ -5,7 +5,7 @@
 //! current slot of the (slot, terminal) index; whether a (terminal, record) is stored already
 //! is the writer's in-memory record runs' answer (`store/keys.rs`). What the rows change per
 //! terminal (`latest`, `terminals.last_seen`, the runs' copy in `telemetry_keys`) is written
-//! by [`flush`] every few seconds, not by each insert (`pending.rs` says why and how nothing
+//! by [`flush`] every 30 s, not by each insert (`pending.rs` says why and how nothing
 //! is lost). Raw history looks up its terminal in each 10-second slot of the range.
 //!
 //! Roll-ups: a minute bucket holds a terminal's rows with `at` in `[bucket, bucket + 1 min)`:
@@ -88,7 +88,7 @@ struct Stored {
     /// Per row, in order: stored (not a duplicate).
     fresh: Vec<bool>,
     /// Terminals it created.
-    created: Vec<u32>,
+    created: HashSet<u32>,
 }
 
 fn insert_batches(db: &mut Db, batches: &[Vec<TelemetryRow>]) -> StoreResult<Stored> {
@@ -104,7 +104,7 @@ fn insert_batches(db: &mut Db, batches: &[Vec<TelemetryRow>]) -> StoreResult<Sto
     let mut stored = Stored {
         reports: Vec::with_capacity(batches.len()),
         fresh: Vec::with_capacity(batches.iter().map(Vec::len).sum()),
-        created: Vec::new(),
+        created: HashSet::new(),
     };
     {
         let mut insert = tx.prepare_cached(INSERT_ROW).context(doing)?;
@@ -122,9 +122,8 @@ fn insert_batches(db: &mut Db, batches: &[Vec<TelemetryRow>]) -> StoreResult<Sto
                 insert_row(&mut insert, row)?;
                 report.inserted += 1;
                 let terminal = row.terminal.0;
-                if !known.contains(&terminal) && !stored.created.contains(&terminal) {
+                if !known.contains(&terminal) && stored.created.insert(terminal) {
                     touch_terminal(&tx, row)?;
-                    stored.created.push(terminal);
                 }
             }
             stored.reports.push(report);
@@ -200,28 +199,27 @@ pub(super) fn replay_unflushed(
     keys: &mut StoredKeys,
     pending: &PendingLatest,
 ) -> StoreResult<()> {
+    let doing = "replaying telemetry rows not flushed";
     let through = flushed_through(connection)?;
     let sql = format!("SELECT {ROW_COLUMNS} FROM telemetry WHERE rowid > ?1 ORDER BY rowid");
-    let rows = query_all(
-        connection,
-        &sql,
-        [through],
-        "replaying telemetry rows not flushed",
-        telemetry_row,
-    )?;
-    if rows.is_empty() {
-        return Ok(());
-    }
-    for row in &rows {
+    let mut statement = connection.prepare(&sql).context(doing)?;
+    let mut rows = statement.query([through]).context(doing)?;
+    // Row by row: up to a flush interval of uploads (570,000 at 19,000 a second), of which
+    // only each terminal's newest is kept.
+    let mut replayed = 0_u64;
+    while let Some(row) = rows.next().context(doing)? {
+        let row = telemetry_row(row)?;
         keys.insert(row.terminal.0, row.record, day_of(row.at.millis()));
+        pending.merge([row]);
+        replayed += 1;
     }
     keys.commit();
-    tracing::info!(
-        "{} telemetry rows stored after the last flush of the latest rows and dedup keys: \
-         replayed",
-        rows.len()
-    );
-    pending.merge(rows);
+    if replayed > 0 {
+        tracing::info!(
+            "{replayed} telemetry rows stored after the last flush of the latest rows and dedup \
+             keys: replayed"
+        );
+    }
     Ok(())
 }
 
