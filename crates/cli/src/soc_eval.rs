@@ -11,8 +11,9 @@
 //! its seed), an initial SOC error and a capacity error.
 //!
 //! Printed: RMSE, maximum error, error at the end and convergence time (the time after which
-//! the error stays within 2 %), plus the error after the first knee (true SOC at or below
-//! 15 % or at or above 95 %), as a short report or one JSON object.
+//! the error stays within 2 %), plus the error after the first knee (the first sample with the
+//! true SOC where the OCV curve is steeper than 1 V per unit of SOC, [`Knees`], or within
+//! `--knees`), as a short report or one JSON object.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -21,14 +22,11 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bmslink_core::chemistry::{Chemistry, OcvTable};
-use bmslink_core::soc::{SocConfig, SocEstimate, SocEstimator, SocMetrics};
+use bmslink_core::soc::{Knees, SocConfig, SocEstimate, SocEstimator, SocMetrics, KNEE_SLOPE_V};
 use clap::Args;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
-
-/// True SOC at or beyond which a profile has reached a knee of the OCV curve.
-const KNEES: (f64, f64) = (0.15, 0.95);
 
 /// Arguments of `bmslink soc-eval`.
 #[derive(Debug, Args)]
@@ -51,6 +49,11 @@ pub struct SocEvalArgs {
     /// volts; resampled to 5 % steps.
     #[arg(long)]
     ocv_table: Option<PathBuf>,
+    /// True SOC at or below LOW and at or above HIGH counts as a knee, as LOW,HIGH (0..1).
+    /// Default: where the OCV table in use (its own points) is steeper than 1 V per unit of
+    /// SOC; the built-in LFP table gives 0.15,0.95, the PyBaMM profiles' own curves 0.175,0.97.
+    #[arg(long, value_parser = parse_knees)]
+    knees: Option<Knees>,
     /// Error of the initial SOC given to the estimator (0.1 = 10 % too high). Needs soc_true;
     /// without it the estimator starts from the first voltage.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
@@ -77,6 +80,26 @@ pub struct SocEvalArgs {
     trace: Option<PathBuf>,
 }
 
+fn parse_knees(text: &str) -> Result<Knees, String> {
+    let (low, high) = text
+        .split_once(',')
+        .ok_or_else(|| format!("{text:?}: expected LOW,HIGH, e.g. 0.175,0.97"))?;
+    let fraction = |field: &str| match field.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{field:?} is not a SOC between 0 and 1")),
+    };
+    let (low, high) = (fraction(low)?, fraction(high)?);
+    if low >= high {
+        return Err(format!(
+            "the low knee ({low}) must lie below the high one ({high})"
+        ));
+    }
+    Ok(Knees {
+        low: Some(low),
+        high: Some(high),
+    })
+}
+
 fn parse_chemistry(name: &str) -> Result<Chemistry, String> {
     Chemistry::from_name(name).ok_or_else(|| format!("unknown chemistry {name:?} (lfp, nmc, lto)"))
 }
@@ -96,11 +119,17 @@ pub fn run(args: SocEvalArgs) -> Result<()> {
     let text = fs::read_to_string(&args.profile)
         .with_context(|| format!("cannot read {}", args.profile.display()))?;
     let rows = parse_profile(&text).with_context(|| format!("in {}", args.profile.display()))?;
-    let ocv = match &args.ocv_table {
+    let (ocv, curve) = match &args.ocv_table {
         Some(path) => read_ocv_table(path)?,
-        None => *args.chemistry.ocv(),
+        None => {
+            let table = *args.chemistry.ocv();
+            (table, table_points(&table))
+        }
     };
-    let setup = Setup::new(&args, &rows, ocv)?;
+    let knees = args
+        .knees
+        .unwrap_or_else(|| Knees::of_curve(&curve, KNEE_SLOPE_V));
+    let setup = Setup::new(&args, &rows, ocv, knees)?;
     let mut trace = Trace::open(args.trace.as_deref())?;
     let outcome = replay(&rows, &setup, args.seed, &mut trace);
     trace.finish()?;
@@ -207,13 +236,23 @@ impl ProfileColumns {
 
 /// Reads a two-column OCV table (SOC, volts), with or without a header, and resamples it to
 /// the 21 points of [`OcvTable`].
-fn read_ocv_table(path: &Path) -> Result<OcvTable> {
+/// The 21 points of an OCV table as (soc, volts).
+fn table_points(table: &OcvTable) -> Vec<(f64, f64)> {
+    (0..21)
+        .zip(table.volts())
+        .map(|(n, volts)| (f64::from(n) / 20.0, f64::from(volts)))
+        .collect()
+}
+
+/// An OCV table file: the table the estimator uses (resampled to 5 % steps) and the file's own
+/// points (soc, volts), from which the knees are found.
+fn read_ocv_table(path: &Path) -> Result<(OcvTable, Vec<(f64, f64)>)> {
     let text =
         fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     parse_ocv_table(&text).with_context(|| format!("in the OCV table {}", path.display()))
 }
 
-fn parse_ocv_table(text: &str) -> Result<OcvTable> {
+fn parse_ocv_table(text: &str) -> Result<(OcvTable, Vec<(f64, f64)>)> {
     let mut points = Vec::new();
     let mut percent = false;
     for (index, line) in text.lines().enumerate() {
@@ -251,7 +290,8 @@ fn parse_ocv_table(text: &str) -> Result<OcvTable> {
         .into_iter()
         .map(|(soc, volts, number)| (soc * scale, volts, number))
         .collect();
-    resample_ocv(&points)
+    let table = resample_ocv(&points)?;
+    Ok((table, points.iter().map(|p| (p.0, p.1)).collect()))
 }
 
 /// Linear interpolation of (soc, volts, line) points onto 0, 5, ..., 100 %.
@@ -294,10 +334,11 @@ struct Setup {
     offset_a: f64,
     gain: f64,
     noise_v: f64,
+    knees: Knees,
 }
 
 impl Setup {
-    fn new(args: &SocEvalArgs, rows: &[Row], ocv: OcvTable) -> Result<Setup> {
+    fn new(args: &SocEvalArgs, rows: &[Row], ocv: OcvTable, knees: Knees) -> Result<Setup> {
         let reference_capacity_ah = profile_capacity_ah(rows);
         let capacity_ah = match args.capacity_ah {
             Some(c) if c.is_finite() && c > 0.0 => c,
@@ -323,6 +364,7 @@ impl Setup {
             offset_a: args.offset_c * actual_capacity,
             gain: 1.0 + args.gain_error,
             noise_v: args.noise_mv.max(0.0) / 1000.0,
+            knees,
         })
     }
 }
@@ -387,7 +429,7 @@ fn replay(rows: &[Row], setup: &Setup, seed: u64, trace: &mut Trace) -> Outcome 
             max_error_at_s = row.t_s;
         }
         metrics.push(row.t_s, estimate, truth);
-        if after_knee.is_none() && (truth <= KNEES.0 || truth >= KNEES.1) {
+        if after_knee.is_none() && setup.knees.contain(truth) {
             after_knee = Some((row.t_s - rows[0].t_s, SocMetrics::default()));
         }
         if let Some((_, knee_metrics)) = after_knee.as_mut() {
@@ -486,6 +528,7 @@ fn report_json(args: &SocEvalArgs, rows: &[Row], setup: &Setup, outcome: &Outcom
         "max_error_at_s": has_truth.then_some(outcome.max_error_at_s),
         "end_error_pct": has_truth.then(|| percent(metrics.end_error())),
         "convergence_time_s": metrics.convergence_time_s(),
+        "knees": { "low": setup.knees.low, "high": setup.knees.high },
         "knee_at_s": knee.map(|k| k.0),
         "max_error_after_knee_pct": knee.map(|k| percent(k.1.max_abs_error())),
         "final": {
@@ -519,7 +562,7 @@ fn report_text(args: &SocEvalArgs, rows: &[Row], setup: &Setup, outcome: &Outcom
     if metrics.samples() == 0 {
         let _ = writeln!(out, "  no soc_true column: accuracy unknown");
     } else {
-        write_accuracy(&mut out, outcome);
+        write_accuracy(&mut out, outcome, &setup.knees);
     }
     let e = &outcome.estimate;
     let _ = writeln!(
@@ -564,7 +607,7 @@ fn describe_setup(args: &SocEvalArgs, rows: &[Row], setup: &Setup) -> String {
     )
 }
 
-fn write_accuracy(out: &mut String, outcome: &Outcome) {
+fn write_accuracy(out: &mut String, outcome: &Outcome, knees: &Knees) {
     let metrics = &outcome.metrics;
     let _ = writeln!(out, "  RMSE            {:.2} %", metrics.rmse() * 100.0);
     let _ = writeln!(
@@ -582,17 +625,26 @@ fn write_accuracy(out: &mut String, outcome: &Outcome) {
         Some(t) => writeln!(out, "  convergence     {t:.0} s (within 2 % from then on)"),
         None => writeln!(out, "  convergence     never (not within 2 % at the end)"),
     };
+    let knee_range = describe_knees(knees);
     let _ = match &outcome.after_knee {
         Some((at, knee)) => writeln!(
             out,
-            "  first knee      at {at:.0} s; max error from then on {:.2} %",
+            "  first knee      at {at:.0} s ({knee_range}); max error from then on {:.2} %",
             knee.max_abs_error() * 100.0
         ),
-        None => writeln!(
-            out,
-            "  first knee      not reached (true SOC stays within 15-95 %)"
-        ),
+        None => writeln!(out, "  first knee      not reached ({knee_range})"),
     };
+}
+
+/// "true SOC <= 17.5 % or >= 97.0 %", or that the curve has no knee.
+fn describe_knees(knees: &Knees) -> String {
+    let low = knees.low.map(|low| format!("<= {:.1} %", low * 100.0));
+    let high = knees.high.map(|high| format!(">= {:.1} %", high * 100.0));
+    match (low, high) {
+        (Some(low), Some(high)) => format!("true SOC {low} or {high}"),
+        (Some(one), None) | (None, Some(one)) => format!("true SOC {one}"),
+        (None, None) => "the OCV curve has no knee; see --knees".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -611,15 +663,34 @@ mod tests {
     #[test]
     fn ocv_table_in_percent_is_resampled_to_5_percent_steps() {
         let text = "soc_pct,ocv_v\n0,3.0\n50,3.5\n100,4.0\n";
-        let table = parse_ocv_table(text).unwrap();
+        let (table, points) = parse_ocv_table(text).unwrap();
         assert!((table.voltage(0.25) - 3.25).abs() < 1e-4);
+        assert_eq!(points, [(0.0, 3.0), (0.5, 3.5), (1.0, 4.0)]);
         let fractions = "0,3.0\n0.5,3.5\n1.0,4.0\n";
-        assert_eq!(parse_ocv_table(fractions).unwrap(), table);
+        assert_eq!(parse_ocv_table(fractions).unwrap().0, table);
         let falling = format!(
             "{:#}",
             parse_ocv_table("0,3.0\n0.5,3.5\n0.4,4.0\n1,4.1").unwrap_err()
         );
         assert!(falling.contains("line 3"), "{falling}");
+    }
+
+    #[test]
+    fn knees_come_from_the_table_in_use_or_the_flag() {
+        // The built-in LFP table (5 % steps): steeper than 1 V per unit up to 15 % and from 95 %.
+        let lfp = Knees::of_curve(&table_points(Chemistry::Lfp.ocv()), KNEE_SLOPE_V);
+        assert_eq!((lfp.low, lfp.high), (Some(0.15), Some(0.95)));
+        assert_eq!(describe_knees(&lfp), "true SOC <= 15.0 % or >= 95.0 %");
+        let flag = parse_knees("0.175, 0.97").unwrap();
+        assert_eq!((flag.low, flag.high), (Some(0.175), Some(0.97)));
+        for bad in ["0.2", "0.9,0.1", "-0.1,0.9", "0.1,1.5", "a,b"] {
+            assert!(parse_knees(bad).is_err(), "{bad}");
+        }
+        let flat = Knees::of_curve(&[(0.0, 3.0), (1.0, 3.2)], KNEE_SLOPE_V);
+        assert_eq!(
+            describe_knees(&flat),
+            "the OCV curve has no knee; see --knees"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bmslink_core::chemistry::Chemistry;
-use bmslink_core::soc::{SocConfig, SocEstimator, SocMetrics};
+use bmslink_core::soc::{Knees, SocConfig, SocEstimator, SocMetrics, KNEE_SLOPE_V};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -89,35 +89,12 @@ fn profile_capacity_ah(rows: &[Row]) -> f64 {
     -variance / covariance
 }
 
-/// OCV slope, volts per unit of SOC (10 mV per %), from which the curve counts as a knee.
-///
-/// Issue 3 asks that the voltage correct the SOC "where the OCV slope makes it informative" and
-/// that LFP be within 2 % "once a knee is reached": a knee is where the voltage can tell a 2 %
-/// error, which takes a slope of about 1 V per unit of SOC: 2 % is then 20 mV, above the
-/// hysteresis half-gap (12-15 mV) and the few millivolts of noise and table error. LFP's
-/// sloped middle parts (0.2-0.5 V per unit on Prada2013, a 2 % error there is 4-10 mV, within
-/// the hysteresis) are not knees. On Prada2013 the knees so defined are at or below 17.5 % and
-/// at or above 97 % of SOC (from 80 to 95 % the curve rises by 2 mV; a fixed 95 % counted that
-/// flat end as a knee).
-const KNEE_SLOPE_V: f64 = 1.0;
-
-/// Where the profile's cell is in a knee: the true SOC at or below `low` or at or above `high`.
-#[derive(Clone, Copy, Debug)]
-struct Knees {
-    low: f64,
-    high: f64,
-}
-
-impl Knees {
-    fn contain(&self, soc: f64) -> bool {
-        soc <= self.low || soc >= self.high
-    }
-}
-
-/// The knees of the profile's cell, from its own OCV curve (the JSON beside the CSV:
-/// `ocv_table_fine_25c`, 0.5 % steps, written by `generate_pybamm.py`, or the 5 % table
-/// `ocv_table_25c` of profiles without it): the ends of the curve over which the slope stays
-/// at or above [`KNEE_SLOPE_V`].
+/// The knees of the profile's cell ([`Knees`], slope at least [`KNEE_SLOPE_V`]), from its own
+/// OCV curve (the JSON beside the CSV: `ocv_table_fine_25c`, 0.5 % steps, written by
+/// `generate_pybamm.py`, or the 5 % table `ocv_table_25c` of profiles without it). On
+/// Prada2013 they are at or below 17.5 % and at or above 97 % of SOC (from 80 to 95 % the
+/// curve rises by 2 mV; a fixed 95 % counted that flat end as a knee). `bmslink soc-eval
+/// --knees 0.175,0.97` counts the same way.
 fn knees(name: &str) -> Knees {
     let path = format!(
         "{}/tests/data/profiles/{name}.json",
@@ -127,20 +104,7 @@ fn knees(name: &str) -> Knees {
     let table = json_table(&text, "ocv_table_fine_25c")
         .or_else(|| json_table(&text, "ocv_table_25c"))
         .unwrap();
-    let slope = |n: usize| {
-        let (a, b) = (
-            table[n.saturating_sub(1)],
-            table[(n + 1).min(table.len() - 1)],
-        );
-        (b.1 - a.1) / (b.0 - a.0)
-    };
-    let steep = |n: &usize| slope(*n) >= KNEE_SLOPE_V;
-    let low_end = (0..table.len()).take_while(steep).last().unwrap();
-    let high_start = (0..table.len()).rev().take_while(steep).last().unwrap();
-    Knees {
-        low: table[low_end].0,
-        high: table[high_start].0,
-    }
+    Knees::of_curve(&table, KNEE_SLOPE_V)
 }
 
 /// The `[[soc, volts], ...]` array under `key` in a JSON text (the profiles' metadata).
@@ -278,6 +242,19 @@ fn cold(profiles: &[&'static str]) -> Vec<(&'static str, f64, f64, Arc<Outcome>)
         }
     }
     out
+}
+
+#[test]
+fn prada2013_knees_are_at_17_5_and_97_percent() {
+    // What the README and `bmslink soc-eval --knees 0.175,0.97` say.
+    for name in LFP {
+        let knees = knees(name);
+        let (low, high) = (knees.low.unwrap(), knees.high.unwrap());
+        assert!(
+            (low - 0.175).abs() < 1e-9 && (high - 0.97).abs() < 1e-9,
+            "{name}: {knees:?}"
+        );
+    }
 }
 
 #[test]

@@ -3,9 +3,55 @@
 //! stays within a band, 2 % by default).
 //!
 //! Errors are in SOC units (0.02 = 2 %), estimate minus truth.
+//!
+//! [`Knees`] says where an OCV curve is steep enough to tell a 2 % error: the goals for LFP
+//! count "once a knee is reached" from there.
 
 /// Default convergence band: 2 % SOC.
 pub const DEFAULT_CONVERGENCE_BAND: f64 = 0.02;
+
+/// OCV slope, volts per unit of SOC (10 mV per %), from which a curve counts as a knee.
+///
+/// A knee is where the voltage can tell a 2 % error: at 1 V per unit of SOC a 2 % error is
+/// 20 mV, above LFP's hysteresis half-gap (12-15 mV) and the few millivolts of noise and table
+/// error. LFP's sloped middle parts (0.2-0.5 V per unit on Prada2013: a 2 % error there is
+/// 4-10 mV, within the hysteresis) are not knees.
+pub const KNEE_SLOPE_V: f64 = 1.0;
+
+/// The knees of an OCV curve: the SOC at or below which (`low`) and at or above which (`high`)
+/// the curve stays at least as steep as a given slope to its end.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Knees {
+    /// End of the low knee, if the curve starts steep.
+    pub low: Option<f64>,
+    /// Start of the high knee, if the curve ends steep.
+    pub high: Option<f64>,
+}
+
+impl Knees {
+    /// The knees of the curve through `points` (SOC ascending, volts): the runs of points at
+    /// either end whose slope (centred difference, one-sided at the ends) is at least
+    /// `min_slope_v` volts per unit of SOC.
+    pub fn of_curve(points: &[(f64, f64)], min_slope_v: f64) -> Knees {
+        let last = points.len().saturating_sub(1);
+        let slope = |n: usize| {
+            let (a, b) = (points[n.saturating_sub(1)], points[(n + 1).min(last)]);
+            (b.1 - a.1) / (b.0 - a.0)
+        };
+        let steep = |n: &usize| points.len() >= 2 && slope(*n) >= min_slope_v;
+        let low_end = (0..points.len()).take_while(steep).last();
+        let high_start = (0..points.len()).rev().take_while(steep).last();
+        Knees {
+            low: low_end.map(|n| points[n].0),
+            high: high_start.map(|n| points[n].0),
+        }
+    }
+
+    /// Whether `soc` is in a knee.
+    pub fn contain(&self, soc: f64) -> bool {
+        self.low.is_some_and(|low| soc <= low) || self.high.is_some_and(|high| soc >= high)
+    }
+}
 
 /// Running accuracy figures of one replay.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -115,6 +161,38 @@ mod tests {
         let mean_square = errors.iter().map(|e| e * e).sum::<f64>() / 8.0;
         assert!((metrics.rmse() - libm::sqrt(mean_square)).abs() < 1e-12);
         assert_eq!(metrics.duration_s(), 7.0);
+    }
+
+    #[test]
+    fn knees_are_the_steep_ends_of_the_curve() {
+        // Steep to 10 %, flat in the middle, steep from 90 % (5 % steps, volts).
+        let points: Vec<(f64, f64)> = (0..=20)
+            .map(|n| {
+                let soc = f64::from(n) * 0.05;
+                let volts = match n {
+                    0..=2 => 2.8 + 2.0 * soc,
+                    3..=18 => 3.2 + 0.1 * (soc - 0.15),
+                    _ => 3.275 + 3.0 * (soc - 0.9),
+                };
+                (soc, volts)
+            })
+            .collect();
+        let knees = Knees::of_curve(&points, KNEE_SLOPE_V);
+        // The point just past the low knee's last steep segment counts (its centred
+        // difference spans the break); at the high end the break is at a point.
+        assert!((knees.low.unwrap() - 0.15).abs() < 1e-9, "{knees:?}");
+        assert!((knees.high.unwrap() - 0.9).abs() < 1e-9, "{knees:?}");
+        assert!(knees.contain(0.05) && knees.contain(0.95) && !knees.contain(0.5));
+        // A flat curve has none; neither has a single point.
+        let flat = [(0.0, 3.0), (0.5, 3.1), (1.0, 3.2)];
+        assert_eq!(
+            Knees::of_curve(&flat, KNEE_SLOPE_V),
+            Knees {
+                low: None,
+                high: None
+            }
+        );
+        assert!(!Knees::of_curve(&[(0.5, 3.0)], KNEE_SLOPE_V).contain(0.0));
     }
 
     #[test]

@@ -81,7 +81,7 @@ mod tests;
 use core::time::Duration;
 
 pub use config::SocConfig;
-pub use metrics::{SocMetrics, DEFAULT_CONVERGENCE_BAND};
+pub use metrics::{Knees, SocMetrics, DEFAULT_CONVERGENCE_BAND, KNEE_SLOPE_V};
 
 use curve::{OcvCurve, SocReading};
 use filter::{Filter, Vector, STATES};
