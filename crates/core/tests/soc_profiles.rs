@@ -284,21 +284,36 @@ fn accuracy_goals_of_issue_3_nmc_cold_start() {
 
 #[test]
 fn accuracy_goals_of_issue_3_lfp_rmse_from_the_true_initial_soc() {
-    // Measured, seed 1: 0.64-1.31 % RMSE (seeds 1-5: 0.62-1.31 %).
+    // Measured, seed 1: 0.53-1.20 % RMSE (seeds 1-5: 0.51-1.20 %).
     for (name, capacity_error, outcome) in warm(&LFP) {
         let rmse = outcome.metrics.rmse();
         assert!(rmse <= 0.015, "{name} {capacity_error:+}: RMSE {rmse}");
     }
 }
 
+/// The LFP profiles that discharge to the low knee first, and those that charge to the high
+/// knee first.
+const LFP_DISCHARGING_FIRST: [&str; 2] = [LFP_25C, LFP_25C_21];
+const LFP_CHARGING_FIRST: [&str; 2] = [LFP_10C, LFP_15C_23];
+
 #[test]
-#[ignore = "not met: 0.9-2.6 % after the first knee on the profiles that discharge first (the \
-            capacity error drifts 2-3 % over the charge that follows, with no rest on a slope \
-            to correct it), 3.0-11.9 % on those that charge first (on entering the knee at 97 % \
-            the OCV is 14 mV above its value at 87 %, within the hysteresis: a 10 % error cannot \
-            show yet; the full charge reads it 220-240 s later)"]
-fn accuracy_goals_of_issue_3_lfp_cold_start_after_the_knee() {
-    for (name, capacity_error, start, outcome) in cold(&LFP) {
+fn accuracy_goals_of_issue_3_lfp_cold_start_after_the_knee_discharging_first() {
+    // Measured, seed 1: 0.3-2.0 % (seeds 1-5: at most 1.96 %): the shoulder crossed under
+    // load in the charge that follows the low knee reads the capacity's drift.
+    lfp_within_2_percent_after_the_knee(&LFP_DISCHARGING_FIRST);
+}
+
+#[test]
+#[ignore = "not met: 1.8-10.0 % after the first knee on the profiles that charge first: on \
+            entering the knee at 97 % the OCV is 14 mV above its value at 87 %, within the \
+            hysteresis, and the one crossing of the shoulder under load before it takes only \
+            part of a 10 % error; the full charge reads it 220-240 s later (1.0-2.4 % from then)"]
+fn accuracy_goals_of_issue_3_lfp_cold_start_after_the_knee_charging_first() {
+    lfp_within_2_percent_after_the_knee(&LFP_CHARGING_FIRST);
+}
+
+fn lfp_within_2_percent_after_the_knee(profiles: &[&'static str]) {
+    for (name, capacity_error, start, outcome) in cold(profiles) {
         let after = outcome.after_knee.max_abs_error();
         assert!(
             outcome.after_knee.samples() > 0 && after <= 0.02,
@@ -332,11 +347,11 @@ fn nmc_cold_start_regression() {
 
 #[test]
 fn lfp_from_the_true_initial_soc_regression() {
-    // Measured, seed 1: end error within 0.53 %.
+    // Measured, seed 1: end error within 0.70 %.
     for (name, capacity_error, outcome) in warm(&LFP) {
         let end = outcome.metrics.end_error();
         assert!(
-            end.abs() <= 0.007,
+            end.abs() <= 0.008,
             "{name} {capacity_error:+}: end error {end}"
         );
     }
@@ -345,26 +360,22 @@ fn lfp_from_the_true_initial_soc_regression() {
 #[test]
 fn lfp_cold_start_regression() {
     // 10 % off is not corrected on the plateau (by design), but at rests on the sloped parts,
-    // at the knees and at full charge; every profile reaches a knee. Measured, seed 1: RMSE
-    // 3.4-5.9 %, within 0.55 % at the end, at most 2.6 % after the first knee on the profiles
-    // that discharge first and 2.4 % after the first full charge on those that charge first
-    // (whose first knee samples, from 97 %, still carry the start's error).
+    // under load across the shoulders, at the knees and at full charge; every profile reaches
+    // a knee. Measured, seed 1: RMSE 2.8-4.7 %, within 0.70 % at the end, at most 2.0 % after
+    // the first knee on the profiles that discharge first and 2.4 % after the first full
+    // charge on those that charge first (whose first knee samples, from 97 %, may still carry
+    // much of the start's error).
     for (name, capacity_error, start, outcome) in cold(&LFP) {
         let scenario = format!("{name} {capacity_error:+} {start:+}");
         assert!(
             outcome.after_knee.samples() > 0,
             "{scenario}: never reaches a knee"
         );
-        let discharges_first = name == LFP_25C || name == LFP_25C_21;
-        if discharges_first {
-            let after = outcome.after_knee.max_abs_error();
-            assert!(after <= 0.03, "{scenario}: {after} after the knee");
-        }
         let after = outcome.max_after_knee_read;
         assert!(after <= 0.03, "{scenario}: {after} after the knee was read");
         let end = outcome.metrics.end_error();
-        assert!(end.abs() <= 0.007, "{scenario}: end error {end}");
+        assert!(end.abs() <= 0.008, "{scenario}: end error {end}");
         let rmse = outcome.metrics.rmse();
-        assert!(rmse <= 0.065, "{scenario}: RMSE {rmse}");
+        assert!(rmse <= 0.05, "{scenario}: RMSE {rmse}");
     }
 }

@@ -28,9 +28,15 @@
 //!   and a slowly varying part (a fraction of the modelled polarisation, more just after a
 //!   current step) that is de-weighted for its correlation between samples.
 //! - **What may correct the SOC** depends on the chemistry ([`SocConfig`]): on NMC the voltage
-//!   under load does; on LFP, whose plateau, hysteresis and slow diffusion make it unreliable
-//!   (tens of millivolts off any R + RC model on the PyBaMM profiles), the voltage under load
-//!   only teaches the resistances, and the SOC is read at rests, knees and full charges.
+//!   under load does. On LFP, whose plateau, hysteresis and slow diffusion make it tens of
+//!   millivolts off any R + RC model, it does only where the diffusion shift explains it: the
+//!   OCV is taken at the SOC shifted by [`SocConfig::load_diffusion_soc_per_c`] per C of
+//!   diffusion current, and only on the sloped middle of the curve (the 30-40 % and 70-80 %
+//!   shoulders on Prada2013; the plateau's readings are too vague to count), below 0.7 C, on
+//!   a settled hysteresis branch. Crossing the 70-80 % shoulder under a steady current then
+//!   reads the SOC, and with it the capacity, in the middle of a long charge or discharge.
+//!   Elsewhere the voltage under load only teaches the resistances, and the SOC is read at
+//!   rests, knees and full charges.
 //! - **Rests** (`rest`): with [`SocConfig::read_rests`] (LFP), a rest is read as a whole,
 //!   from its first minute on and again every minute: its voltage, averaged, less the
 //!   hysteresis branch, gives the OCV of the particles' surface, and the SOC it gives is
@@ -391,7 +397,10 @@ impl SocEstimator {
     /// the update.
     fn correct(&mut self, dt_s: f64, sample: &Sample) -> SocReading {
         let soc = self.filter.x[SOC];
-        let ocv = self.curve.statistics(soc, self.filter.std(SOC));
+        let shift = self.load_shift();
+        let ocv = self
+            .curve
+            .statistics((soc + shift).clamp(0.0, 1.0), self.filter.std(SOC));
         let polarization = self.polarization_v(sample);
         let hysteresis = self.model.hysteresis_offset_v();
         let white = self.white_std(soc);
@@ -399,7 +408,7 @@ impl SocEstimator {
         let correlation = (f64::from(self.config.correlation_time_s) / dt_s).max(1.0);
         let variance = white * white + slow * slow * correlation + ocv.residual_variance;
         let ocv_v = sample.voltage_v - polarization - hysteresis;
-        let reading = self.curve.reading(ocv_v, libm::hypot(white, slow));
+        let reading = self.unshifted(self.curve.reading(ocv_v, libm::hypot(white, slow)), shift);
         self.last_ocv_v = ocv_v;
         self.last_reading = reading;
         let frozen = self.frozen_states(sample, reading);
@@ -413,18 +422,51 @@ impl SocEstimator {
             .update(innovation, &h, variance, INNOVATION_CLIP_SIGMAS, &frozen);
         self.clamp_states();
         self.last_ocv_v = sample.voltage_v - self.polarization_v(sample) - hysteresis;
-        self.last_reading = self
-            .curve
-            .reading(self.last_ocv_v, libm::hypot(white, slow));
+        self.last_reading = self.unshifted(
+            self.curve
+                .reading(self.last_ocv_v, libm::hypot(white, slow)),
+            shift,
+        );
         self.last_reading
     }
 
+    /// The reading of a SOC shifted by `shift`, as a reading of the SOC itself.
+    fn unshifted(&self, reading: SocReading, shift: f64) -> SocReading {
+        SocReading {
+            soc: reading.soc - shift,
+            ..reading
+        }
+    }
+
+    /// How far the SOC whose OCV the cell shows under load is from its true SOC, now
+    /// ([`SocConfig::load_diffusion_soc_per_c`]).
+    fn load_shift(&self) -> f64 {
+        f64::from(self.config.load_diffusion_soc_per_c) * self.diffusion_c_rate()
+    }
+
+    /// Whether the voltage under load may correct the SOC at this sample: the settings allow
+    /// it, and the shifted SOC, the current and the hysteresis branch are within their bounds.
+    fn load_reading_allowed(&self, sample: &Sample) -> bool {
+        let config = &self.config;
+        let capacity = f64::from(config.cell.capacity_ah).max(1e-6);
+        let max_a = f64::from(config.load_max_c) * capacity;
+        let (low, high) = config.load_soc_range;
+        let shifted = self.filter.x[SOC] + self.load_shift();
+        let settled =
+            !config.load_needs_settled_branch || self.model.hysteresis().abs() >= SETTLED_BRANCH;
+        config.voltage_under_load
+            && (f64::from(low)..=f64::from(high)).contains(&shifted)
+            && sample.current_a.abs() <= max_a
+            && self.model.diffusion_current_a().abs() <= max_a
+            && settled
+    }
+
     /// The states a voltage sample may not move: the SOC, and with it the scale and offset,
-    /// under load unless [`SocConfig::voltage_under_load`], at rest when rests are read as a
-    /// whole, and whenever the reading is too vague to pin the SOC.
+    /// under load unless the settings allow it there (`load_reading_allowed`), at rest when
+    /// rests are read as a whole, and whenever the reading is too vague to pin the SOC.
     fn frozen_states(&self, sample: &Sample, reading: SocReading) -> [bool; STATES] {
         let quiet = self.is_quiet(sample);
-        let freeze = (!quiet && !self.config.voltage_under_load)
+        let freeze = (!quiet && !self.load_reading_allowed(sample))
             || (quiet && self.config.read_rests)
             || reading.soc_std > f64::from(self.config.max_reading_soc_std);
         let mut frozen = [false; STATES];
@@ -643,9 +685,13 @@ impl SocEstimator {
     /// How far the SOC whose OCV a resting cell shows is from its true SOC, now: the diffusion
     /// current in C times [`SocConfig::diffusion_soc_per_c`].
     fn diffusion_shift(&self) -> f64 {
+        f64::from(self.config.diffusion_soc_per_c) * self.diffusion_c_rate()
+    }
+
+    /// The diffusion current (the current filtered over [`SocConfig::diffusion_tau_s`]), in C.
+    fn diffusion_c_rate(&self) -> f64 {
         let capacity = f64::from(self.config.cell.capacity_ah).max(1e-6);
-        let c_rate = self.model.diffusion_current_a() / capacity;
-        f64::from(self.config.diffusion_soc_per_c) * c_rate
+        self.model.diffusion_current_a() / capacity
     }
 
     /// A direct reading of the SOC, `soc +- std`, innovation clipped at `clip_sigmas`.
