@@ -100,27 +100,9 @@ fn knees_given_on_the_command_line_count_as_the_core_tests_do() {
     // 97 % still about 10 % low (the README's "SOC accuracy" table: 10.0 % with the capacity
     // told 5 % too large).
     let path = profile("lfp_prada2013_dfn_10C_seed11.csv");
-    let args = [
-        "--profile",
-        path.to_str().unwrap(),
-        "--chemistry",
-        "lfp",
-        "--gain-error",
-        "0.01",
-        "--offset-c",
-        "0.002",
-        "--noise-mv",
-        "2",
-        "--capacity-error",
-        "0.05",
-        "--initial-soc-error",
-        "-0.1",
-        "--seed",
-        "1",
-        "--knees",
-        "0.175,0.97",
-        "--json",
-    ];
+    let mut args = vec!["--profile", path.to_str().unwrap(), "--chemistry", "lfp"];
+    args.extend(ERRORS);
+    args.extend(["--initial-soc-error", "-0.1", "--knees", "0.175,0.97", "--json"]);
     let output = soc_eval(&args);
     assert!(
         output.status.success(),
