@@ -20,6 +20,17 @@ fn soc_eval(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The JSON report of a run that must succeed.
+fn json_report(args: &[&str]) -> serde_json::Value {
+    let output = soc_eval(args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 const ERRORS: [&str; 10] = [
     "--gain-error",
     "0.01",
@@ -44,13 +55,7 @@ fn replays_the_reference_nmc_profile_as_json() {
         "--json",
     ];
     args.extend(ERRORS);
-    let output = soc_eval(&args);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let report = json_report(&args);
     assert_eq!(report["samples"], 7201);
     let capacity = report["profile_capacity_ah"].as_f64().unwrap();
     assert!((capacity - 5.1532).abs() < 0.005, "{capacity}");
@@ -102,14 +107,14 @@ fn knees_given_on_the_command_line_count_as_the_core_tests_do() {
     let path = profile("lfp_prada2013_dfn_10C_seed11.csv");
     let mut args = vec!["--profile", path.to_str().unwrap(), "--chemistry", "lfp"];
     args.extend(ERRORS);
-    args.extend(["--initial-soc-error", "-0.1", "--knees", "0.175,0.97", "--json"]);
-    let output = soc_eval(&args);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    args.extend([
+        "--initial-soc-error",
+        "-0.1",
+        "--knees",
+        "0.175,0.97",
+        "--json",
+    ]);
+    let report = json_report(&args);
     assert_eq!(report["knees"]["low"], 0.175);
     assert_eq!(report["knees"]["high"], 0.97);
     let at = report["knee_at_s"].as_f64().unwrap();
