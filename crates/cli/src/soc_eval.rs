@@ -234,8 +234,6 @@ impl ProfileColumns {
     }
 }
 
-/// Reads a two-column OCV table (SOC, volts), with or without a header, and resamples it to
-/// the 21 points of [`OcvTable`].
 /// The 21 points of an OCV table as (soc, volts).
 fn table_points(table: &OcvTable) -> Vec<(f64, f64)> {
     (0..21)
@@ -244,8 +242,9 @@ fn table_points(table: &OcvTable) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// An OCV table file: the table the estimator uses (resampled to 5 % steps) and the file's own
-/// points (soc, volts), from which the knees are found.
+/// Reads a two-column OCV table file (SOC, volts), with or without a header: the table the
+/// estimator uses (resampled to the 21 points of [`OcvTable`]) and the file's own points, from
+/// which the knees are found.
 fn read_ocv_table(path: &Path) -> Result<(OcvTable, Vec<(f64, f64)>)> {
     let text =
         fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;

@@ -22,6 +22,17 @@ pub(crate) struct SocReading {
     pub(crate) soc_std: f64,
 }
 
+impl SocReading {
+    /// A reading of a SOC shifted by `shift` (the OCV the cell shows is that of its SOC plus
+    /// the shift), as a reading of the SOC itself.
+    pub(crate) fn unshifted(self, shift: f64) -> SocReading {
+        SocReading {
+            soc: self.soc - shift,
+            ..self
+        }
+    }
+}
+
 /// The OCV over an uncertain SOC.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct OcvStatistics {

@@ -29,16 +29,16 @@ pub struct Knees {
 }
 
 impl Knees {
-    /// The knees of the curve through `points` (SOC ascending, volts): the runs of points at
+    /// The knees of the curve through `points` (SOC rising, volts): the runs of points at
     /// either end whose slope (centred difference, one-sided at the ends) is at least
-    /// `min_slope_v` volts per unit of SOC.
+    /// `min_slope_v` volts per unit of SOC. Where the SOC does not rise between neighbours
+    /// there is no slope, and no knee.
     pub fn of_curve(points: &[(f64, f64)], min_slope_v: f64) -> Knees {
         let last = points.len().saturating_sub(1);
-        let slope = |n: usize| {
-            let (a, b) = (points[n.saturating_sub(1)], points[(n + 1).min(last)]);
-            (b.1 - a.1) / (b.0 - a.0)
+        let steep = |n: &usize| {
+            let (a, b) = (points[n.saturating_sub(1)], points[(*n + 1).min(last)]);
+            b.0 > a.0 && (b.1 - a.1) / (b.0 - a.0) >= min_slope_v
         };
-        let steep = |n: &usize| points.len() >= 2 && slope(*n) >= min_slope_v;
         let low_end = (0..points.len()).take_while(steep).last();
         let high_start = (0..points.len()).rev().take_while(steep).last();
         Knees {
@@ -183,7 +183,7 @@ mod tests {
         assert!((knees.low.unwrap() - 0.15).abs() < 1e-9, "{knees:?}");
         assert!((knees.high.unwrap() - 0.9).abs() < 1e-9, "{knees:?}");
         assert!(knees.contain(0.05) && knees.contain(0.95) && !knees.contain(0.5));
-        // A flat curve has none; neither has a single point.
+        // A flat curve has none; neither has a single point, nor a step without width.
         let flat = [(0.0, 3.0), (0.5, 3.1), (1.0, 3.2)];
         assert_eq!(
             Knees::of_curve(&flat, KNEE_SLOPE_V),
@@ -193,6 +193,8 @@ mod tests {
             }
         );
         assert!(!Knees::of_curve(&[(0.5, 3.0)], KNEE_SLOPE_V).contain(0.0));
+        let step = [(0.0, 3.0), (0.0, 3.5), (1.0, 3.6)];
+        assert_eq!(Knees::of_curve(&step, KNEE_SLOPE_V).low, None);
     }
 
     #[test]

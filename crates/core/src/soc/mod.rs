@@ -408,10 +408,13 @@ impl SocEstimator {
         let correlation = (f64::from(self.config.correlation_time_s) / dt_s).max(1.0);
         let variance = white * white + slow * slow * correlation + ocv.residual_variance;
         let ocv_v = sample.voltage_v - polarization - hysteresis;
-        let reading = self.unshifted(self.curve.reading(ocv_v, libm::hypot(white, slow)), shift);
+        let reading = self
+            .curve
+            .reading(ocv_v, libm::hypot(white, slow))
+            .unshifted(shift);
         self.last_ocv_v = ocv_v;
         self.last_reading = reading;
-        let frozen = self.frozen_states(sample, reading);
+        let frozen = self.frozen_states(sample, reading, shift);
         let mut h = [0.0; STATES];
         h[SOC] = ocv.slope;
         let regressors = self.regressors(sample);
@@ -422,20 +425,11 @@ impl SocEstimator {
             .update(innovation, &h, variance, INNOVATION_CLIP_SIGMAS, &frozen);
         self.clamp_states();
         self.last_ocv_v = sample.voltage_v - self.polarization_v(sample) - hysteresis;
-        self.last_reading = self.unshifted(
-            self.curve
-                .reading(self.last_ocv_v, libm::hypot(white, slow)),
-            shift,
-        );
+        self.last_reading = self
+            .curve
+            .reading(self.last_ocv_v, libm::hypot(white, slow))
+            .unshifted(shift);
         self.last_reading
-    }
-
-    /// The reading of a SOC shifted by `shift`, as a reading of the SOC itself.
-    fn unshifted(&self, reading: SocReading, shift: f64) -> SocReading {
-        SocReading {
-            soc: reading.soc - shift,
-            ..reading
-        }
     }
 
     /// How far the SOC whose OCV the cell shows under load is from its true SOC, now
@@ -445,13 +439,14 @@ impl SocEstimator {
     }
 
     /// Whether the voltage under load may correct the SOC at this sample: the settings allow
-    /// it, and the shifted SOC, the current and the hysteresis branch are within their bounds.
-    fn load_reading_allowed(&self, sample: &Sample) -> bool {
+    /// it, and the SOC shifted by `shift` ([`SocEstimator::load_shift`]), the current and the
+    /// hysteresis branch are within their bounds.
+    fn load_reading_allowed(&self, sample: &Sample, shift: f64) -> bool {
         let config = &self.config;
         let capacity = f64::from(config.cell.capacity_ah).max(1e-6);
         let max_a = f64::from(config.load_max_c) * capacity;
         let (low, high) = config.load_soc_range;
-        let shifted = self.filter.x[SOC] + self.load_shift();
+        let shifted = self.filter.x[SOC] + shift;
         let settled =
             !config.load_needs_settled_branch || self.model.hysteresis().abs() >= SETTLED_BRANCH;
         config.voltage_under_load
@@ -464,9 +459,9 @@ impl SocEstimator {
     /// The states a voltage sample may not move: the SOC, and with it the scale and offset,
     /// under load unless the settings allow it there (`load_reading_allowed`), at rest when
     /// rests are read as a whole, and whenever the reading is too vague to pin the SOC.
-    fn frozen_states(&self, sample: &Sample, reading: SocReading) -> [bool; STATES] {
+    fn frozen_states(&self, sample: &Sample, reading: SocReading, shift: f64) -> [bool; STATES] {
         let quiet = self.is_quiet(sample);
-        let freeze = (!quiet && !self.load_reading_allowed(sample))
+        let freeze = (!quiet && !self.load_reading_allowed(sample, shift))
             || (quiet && self.config.read_rests)
             || reading.soc_std > f64::from(self.config.max_reading_soc_std);
         let mut frozen = [false; STATES];

@@ -153,7 +153,7 @@ fn voltage_corrects_nmc_but_not_the_lfp_plateau() {
 }
 
 #[test]
-fn nmc_voltage_under_load_corrects_the_soc_and_lfp_voltage_under_load_does_not() {
+fn nmc_voltage_under_load_corrects_the_soc_and_not_on_the_lfp_plateau() {
     // Told 70 %, really 50 %, discharged at C/2 and C/4 in turns for 10 minutes, no rest; the
     // cell has the table's resistances. LFP's 50-70 % is its plateau (and the estimate's
     // shifted SOC, about 64-70 %, the flat foot of the shoulder): the voltage cannot tell.
@@ -183,10 +183,9 @@ fn nmc_voltage_under_load_corrects_the_soc_and_lfp_voltage_under_load_does_not()
 fn lfp_reads_the_shoulder_under_a_steady_charge() {
     // Told 54 %, really 58 % (what a capacity error leaves after a long charge), charged at
     // C/2 along the plateau (the hysteresis branch settles) and across the 70-80 % shoulder
-    // with no rest: the voltage under load, through the OCV
-    // of the diffusion-shifted SOC, reads it. The cell's surface runs 0.14 of SOC per C ahead
-    // of its bulk, as the estimator assumes under load. (From 10 % off it gets only half way:
-    // the shoulder is crossed before the filter trusts its first readings.)
+    // with no rest: the voltage under load, through the OCV of the diffusion-shifted SOC,
+    // reads it. The cell's surface runs 0.14 of SOC per C ahead of its bulk, as the estimator
+    // assumes under load.
     let run_with = |load_reading: bool| {
         let mut config = SocConfig::new(Chemistry::Lfp, 2.3);
         config.initial_soc = Some(0.54);
