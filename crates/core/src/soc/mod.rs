@@ -415,8 +415,6 @@ impl SocEstimator {
             .curve
             .reading(ocv_v, libm::hypot(white, slow))
             .unshifted(shift);
-        self.last_ocv_v = ocv_v;
-        self.last_reading = reading;
         let frozen = self.frozen_states(sample, reading, shift);
         let mut h = [0.0; STATES];
         h[SOC] = ocv.slope;
