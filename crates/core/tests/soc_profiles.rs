@@ -284,7 +284,7 @@ fn accuracy_goals_of_issue_3_nmc_cold_start() {
 
 #[test]
 fn accuracy_goals_of_issue_3_lfp_rmse_from_the_true_initial_soc() {
-    // Measured, seed 1: 0.53-1.20 % RMSE (seeds 1-5: 0.51-1.20 %).
+    // Measured, seed 1: 0.38-1.05 % RMSE.
     for (name, capacity_error, outcome) in warm(&LFP) {
         let rmse = outcome.metrics.rmse();
         assert!(rmse <= 0.015, "{name} {capacity_error:+}: RMSE {rmse}");
@@ -298,17 +298,16 @@ const LFP_CHARGING_FIRST: [&str; 2] = [LFP_10C, LFP_15C_23];
 
 #[test]
 fn accuracy_goals_of_issue_3_lfp_cold_start_after_the_knee_discharging_first() {
-    // Measured, seed 1: 0.3-2.0 % (seeds 1-5: at most 1.96 %): the shoulder crossed under
-    // load in the charge that follows the low knee reads the capacity's drift.
+    // Measured, seed 1: 0.7-1.6 % (seeds 1-5: at most 1.8 %): the low knee is read, and the
+    // shoulder crossed under load in the charge that follows reads the drift since.
     lfp_within_2_percent_after_the_knee(&LFP_DISCHARGING_FIRST);
 }
 
 #[test]
-#[ignore = "not met: 1.8-10.0 % after the first knee on the profiles that charge first: on \
-            entering the knee at 97 % the OCV is 14 mV above its value at 87 %, within the \
-            hysteresis, and the one crossing of the shoulder under load before it takes only \
-            part of a 10 % error; the full charge reads it 220-240 s later (1.0-2.4 % from then)"]
 fn accuracy_goals_of_issue_3_lfp_cold_start_after_the_knee_charging_first() {
+    // Measured, seed 1: 0.95-1.98 % (seeds 1-5: at most 1.98 %): the shoulder crossed under
+    // load in the first minutes of the charge reads most of the start's error, and the
+    // charge ceiling keeps an estimate that ran ahead off 100 % until the knee shows.
     lfp_within_2_percent_after_the_knee(&LFP_CHARGING_FIRST);
 }
 
@@ -361,10 +360,8 @@ fn lfp_from_the_true_initial_soc_regression() {
 fn lfp_cold_start_regression() {
     // 10 % off is not corrected on the plateau (by design), but at rests on the sloped parts,
     // under load across the shoulders, at the knees and at full charge; every profile reaches
-    // a knee. Measured, seed 1: RMSE 2.8-4.7 %, within 0.70 % at the end, at most 2.0 % after
-    // the first knee on the profiles that discharge first and 2.4 % after the first full
-    // charge on those that charge first (whose first knee samples, from 97 %, may still carry
-    // much of the start's error).
+    // a knee. Measured, seed 1: RMSE 1.2-3.0 %, within 0.66 % at the end, at most 2.0 % after
+    // the knee is read.
     for (name, capacity_error, start, outcome) in cold(&LFP) {
         let scenario = format!("{name} {capacity_error:+} {start:+}");
         assert!(
@@ -372,10 +369,13 @@ fn lfp_cold_start_regression() {
             "{scenario}: never reaches a knee"
         );
         let after = outcome.max_after_knee_read;
-        assert!(after <= 0.03, "{scenario}: {after} after the knee was read");
+        assert!(
+            after <= 0.025,
+            "{scenario}: {after} after the knee was read"
+        );
         let end = outcome.metrics.end_error();
         assert!(end.abs() <= 0.008, "{scenario}: end error {end}");
         let rmse = outcome.metrics.rmse();
-        assert!(rmse <= 0.05, "{scenario}: RMSE {rmse}");
+        assert!(rmse <= 0.035, "{scenario}: RMSE {rmse}");
     }
 }

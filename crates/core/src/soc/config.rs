@@ -4,8 +4,9 @@
 //! README, "SOC accuracy"), as round values; what differs between chemistries is how far the
 //! voltage can be trusted: NMC's sloped curve and modest relaxation let the voltage correct
 //! the SOC under load anywhere; LFP's plateau, hysteresis and slow relaxation only let it on
-//! the sloped middle of the curve, below 0.7 C, on a settled branch, through the OCV of the
-//! diffusion-shifted SOC, and rests are read as a whole.
+//! the sloped middle of the curve, below 0.7 C, with the current flowing the way it has for
+//! the last minutes, through the OCV of the diffusion-shifted SOC, without teaching the
+//! capacity; rests are read as a whole.
 
 use crate::chemistry::{CellParameters, Chemistry, OcvTable};
 
@@ -82,8 +83,12 @@ pub struct SocConfig {
     /// ... and only below this current, in C (LFP: the shift is linear up to about C/2 to
     /// 2C/3; 2C pulses read several percent off) ...
     pub load_max_c: f32,
-    /// ... and, if set, only on a settled hysteresis branch (the branch's offset is then known).
-    pub load_needs_settled_branch: bool,
+    /// Whether the voltage under load also teaches the charge scale (capacity and current
+    /// gain) and the current offset, through the SOC it corrects. NMC: yes. LFP: no, only
+    /// rests, knees and full charges do: its loaded readings are right on average but biased
+    /// by a percent or two over long stretches (the 20-45 % slope under charge reads 1.5-3 %
+    /// low on Prada2013), which taught the capacity the wrong way (to 4 % too large).
+    pub load_teaches_capacity: bool,
     /// A voltage reading whose SOC standard deviation is above this does not correct the SOC:
     /// on a plateau a few millivolts of correlated error are tens of percent.
     pub max_reading_soc_std: f32,
@@ -159,7 +164,7 @@ impl SocConfig {
             load_diffusion_soc_per_c: if flat { 0.14 } else { 0.0 },
             load_soc_range: if flat { (0.2, 0.9) } else { (0.0, 1.0) },
             load_max_c: if flat { 0.7 } else { f32::INFINITY },
-            load_needs_settled_branch: flat,
+            load_teaches_capacity: !flat,
             max_reading_soc_std: if flat { 0.035 } else { 1.0 },
             read_rests: flat,
             rest_min_s: 60.0,

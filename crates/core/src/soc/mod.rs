@@ -32,11 +32,17 @@
 //!   millivolts off any R + RC model, it does only where the diffusion shift explains it: the
 //!   OCV is taken at the SOC shifted by [`SocConfig::load_diffusion_soc_per_c`] per C of
 //!   diffusion current, and only on the sloped middle of the curve (the 30-40 % and 70-80 %
-//!   shoulders on Prada2013; the plateau's readings are too vague to count), below 0.7 C, on
-//!   a settled hysteresis branch. Crossing the 70-80 % shoulder under a steady current then
-//!   reads the SOC, and with it the capacity, in the middle of a long charge or discharge.
-//!   Elsewhere the voltage under load only teaches the resistances, and the SOC is read at
-//!   rests, knees and full charges.
+//!   shoulders on Prada2013; the plateau's readings are too vague to count), below 0.7 C,
+//!   not against the diffusion current (just after a reversal the surfaces swing faster than
+//!   the shift follows). Crossing the 70-80 % shoulder under a steady current then reads the
+//!   SOC in the middle of a long charge or discharge, from the first minutes of a charge on.
+//!   These readings do not teach the capacity (a percent or two of bias over a long stretch
+//!   taught it the wrong way); rests, knees and full charges do. Elsewhere the voltage under
+//!   load only teaches the resistances.
+//! - **A ceiling while charging**: the surface runs ahead of the bulk and the polarisation
+//!   lifts the voltage, so above the table's last point but one the SOC is held to what the
+//!   voltage less the branch and half the series drop shows (plus 1 %): an estimate that ran
+//!   ahead does not sit at 100 % while the cell enters its knee.
 //! - **Rests** (`rest`): with [`SocConfig::read_rests`] (LFP), a rest is read as a whole,
 //!   from its first minute on and again every minute: its voltage, averaged, less the
 //!   hysteresis branch, gives the OCV of the particles' surface, and the SOC it gives is
@@ -184,6 +190,12 @@ const EXPONENT_NOISE_PER_S: f64 = 1e-12;
 /// of millivolts on LFP, in reality within its last percent or two, so that where in the
 /// segment a voltage lies is a guess; full charges anchor that end.
 const TOP_SEGMENT_SOC: f64 = 0.95;
+/// The charge ceiling (`cap_by_charge_voltage`) takes this fraction of the series drop at
+/// factor 1 (and no more than its 25 degC value) as surely in the voltage.
+const CEILING_R0_FRACTION: f64 = 0.5;
+/// The charge ceiling lies this far above the SOC the table gives (on LFP the table's last
+/// segment rises earlier than a real knee: 50-100 mV high between 97 and 99 % on Prada2013).
+const CEILING_MARGIN_SOC: f64 = 0.01;
 /// The hysteresis branch is settled enough to learn the gap from a rest beyond this state.
 const SETTLED_BRANCH: f64 = 0.9;
 /// The learned half-gap keeps at least this uncertainty, volts (it varies with SOC and
@@ -286,6 +298,7 @@ impl SocEstimator {
                 self.clock_s += dt_s;
                 self.predict(dt_s, &sample);
                 let reading = self.correct(dt_s, &sample);
+                self.cap_by_charge_voltage(&sample);
                 self.follow_rest(dt_s, &sample);
                 self.check_anchors(&sample, reading);
             }
@@ -448,13 +461,44 @@ impl SocEstimator {
         let max_a = f64::from(config.load_max_c) * capacity;
         let (low, high) = config.load_soc_range;
         let shifted = self.filter.x[SOC] + shift;
-        let settled =
-            !config.load_needs_settled_branch || self.model.hysteresis().abs() >= SETTLED_BRANCH;
         config.voltage_under_load
             && (f64::from(low)..=f64::from(high)).contains(&shifted)
             && sample.current_a.abs() <= max_a
             && self.model.diffusion_current_a().abs() <= max_a
-            && settled
+            && (config.load_diffusion_soc_per_c == 0.0 || !self.reversed(sample))
+    }
+
+    /// While charging below the charge voltage, the SOC is at most what the voltage shows:
+    /// the particles' surfaces run ahead of their bulk and every polarisation lifts the
+    /// voltage, so the OCV of the bulk's SOC is below the voltage less the hysteresis branch
+    /// and a safe part ([`CEILING_R0_FRACTION`]) of the series drop. The ceiling is applied
+    /// only from the top segment of the table on ([`TOP_SEGMENT_SOC`]; below it a millivolt
+    /// is several percent) with [`CEILING_MARGIN_SOC`] for the table's guess of the knee, and
+    /// not at the charge voltage (the full charge reads that). It stops an estimate that ran
+    /// ahead from sitting at 100 % while the cell is still entering its knee (LFP charged
+    /// from 10 % too high: 3.0 % at the knee without it).
+    fn cap_by_charge_voltage(&mut self, sample: &Sample) {
+        let charging = sample.current_a > 0.0 && !self.is_quiet(sample) && !self.reversed(sample);
+        if !charging || sample.voltage_v >= f64::from(self.config.full_charge_voltage_v) {
+            return;
+        }
+        let series_drop = self
+            .model
+            .regressors(sample.current_a, sample.arrhenius.min(1.0))[0];
+        let ocv_max =
+            sample.voltage_v - self.model.hysteresis_offset_v() - CEILING_R0_FRACTION * series_drop;
+        let ceiling = (self.curve.soc(ocv_max) + CEILING_MARGIN_SOC).max(TOP_SEGMENT_SOC);
+        if self.filter.x[SOC] > ceiling {
+            self.filter.x[SOC] = ceiling;
+        }
+    }
+
+    /// Whether the current flows against the diffusion current (the current filtered over
+    /// [`SocConfig::diffusion_tau_s`]): just after a reversal the particles' surfaces swing
+    /// the other way faster than the filtered current follows, so the load shift is wrong
+    /// (on LFP a 10 s discharge pulse after a long charge reads 10 % low).
+    fn reversed(&self, sample: &Sample) -> bool {
+        sample.current_a * self.model.diffusion_current_a() < 0.0
     }
 
     /// The states a voltage sample may not move: the SOC, and with it the scale and offset,
@@ -468,6 +512,10 @@ impl SocEstimator {
         let mut frozen = [false; STATES];
         for state in [SOC, SCALE, OFFSET] {
             frozen[state] = freeze;
+        }
+        if !quiet && !self.config.load_teaches_capacity {
+            frozen[SCALE] = true;
+            frozen[OFFSET] = true;
         }
         frozen
     }
