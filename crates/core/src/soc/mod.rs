@@ -453,8 +453,9 @@ impl SocEstimator {
     }
 
     /// Whether the voltage under load may correct the SOC at this sample: the settings allow
-    /// it, and the SOC shifted by `shift` ([`SocEstimator::load_shift`]), the current and the
-    /// hysteresis branch are within their bounds.
+    /// it, the SOC shifted by `shift` ([`SocEstimator::load_shift`]) and the current are
+    /// within their bounds, and, where there is a load shift, the current does not flow
+    /// against the diffusion current.
     fn load_reading_allowed(&self, sample: &Sample, shift: f64) -> bool {
         let config = &self.config;
         let capacity = f64::from(config.cell.capacity_ah).max(1e-6);
