@@ -284,7 +284,7 @@ fn accuracy_goals_of_issue_3_nmc_cold_start() {
 
 #[test]
 fn accuracy_goals_of_issue_3_lfp_rmse_from_the_true_initial_soc() {
-    // Measured, seed 1: 0.38-1.05 % RMSE.
+    // Measured, seed 1: 0.38-1.05 % RMSE (seeds 1-5: 0.35-1.05 %).
     for (name, capacity_error, outcome) in warm(&LFP) {
         let rmse = outcome.metrics.rmse();
         assert!(rmse <= 0.015, "{name} {capacity_error:+}: RMSE {rmse}");
@@ -298,7 +298,7 @@ const LFP_CHARGING_FIRST: [&str; 2] = [LFP_10C, LFP_15C_23];
 
 #[test]
 fn accuracy_goals_of_issue_3_lfp_cold_start_after_the_knee_discharging_first() {
-    // Measured, seed 1: 0.7-1.6 % (seeds 1-5: at most 1.8 %): the low knee is read, and the
+    // Measured, seed 1: 0.7-1.6 % (seeds 1-5: at most 1.6 %): the low knee is read, and the
     // shoulder crossed under load in the charge that follows reads the drift since.
     lfp_within_2_percent_after_the_knee(&LFP_DISCHARGING_FIRST);
 }
