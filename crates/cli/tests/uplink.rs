@@ -101,6 +101,7 @@ fn the_backlog_reaches_the_platform_in_order_once() {
              [inverter.can]\nport = \"tcp://127.0.0.1:{can_port}\"\n\
              [ems]\nlisten = \"127.0.0.1:{ems}\"\n\
              [uplink]\nserver = \"127.0.0.1:{devices}\"\ninterval = \"1s\"\n\
+             reconnect_max = \"1s\"\n\
              backlog_dir = \"{}\"\n[uplink.terminals]\n\"rack-1\" = 2000\n\"rack-2\" = 2001\n",
             racks + 1,
             backlog.display()
@@ -125,16 +126,21 @@ fn the_backlog_reaches_the_platform_in_order_once() {
     let platform = Process::start(&["platform", "--config", platform_toml.to_str().unwrap()]);
     let database = data.join("platform.sqlite");
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let ready = database.exists()
-            && [2000, 2001].iter().all(|&t| {
-                std::panic::catch_unwind(|| stored_records(&database, t).len() >= 10)
-                    .unwrap_or(false)
-            });
-        if ready {
-            break;
+    let counts = || {
+        [2000, 2001].map(|terminal| {
+            std::panic::catch_unwind(|| stored_records(&database, terminal).len()).unwrap_or(0)
+        })
+    };
+    while !(database.exists() && counts().iter().all(|&count| count >= 10)) {
+        if Instant::now() >= deadline {
+            let stored = counts();
+            let (_, gateway_log) = gateway.stop();
+            let (_, platform_log) = platform.stop();
+            panic!(
+                "the backlog did not arrive within 20 s: stored {stored:?} for terminals \
+                 2000, 2001\n--- gateway ---\n{gateway_log}\n--- platform ---\n{platform_log}"
+            );
         }
-        assert!(Instant::now() < deadline, "the backlog did not arrive");
         std::thread::sleep(Duration::from_millis(300));
     }
     let (gateway_status, gateway_log) = gateway.stop();

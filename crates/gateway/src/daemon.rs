@@ -225,7 +225,10 @@ impl Gateway {
                 uplink.clone(),
                 uplink_racks,
                 snapshot_rx.clone(),
-                UplinkOptions::default(),
+                UplinkOptions {
+                    reconnect_max: uplink.reconnect_max,
+                    ..UplinkOptions::default()
+                },
             ));
         }
         outputs.spawn(crate::contact::run_dry_contact(

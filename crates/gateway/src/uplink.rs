@@ -277,7 +277,7 @@ impl TerminalUplink {
     fn log_failure(&self, failures: u32, error: &io::Error) {
         if failures == 1 || failures % 10 == 0 {
             warn!(
-                "{}: cannot reach the platform at {} ({error}; {failures} attempts); {} in \
+                "{}: cannot reach the platform at {} ({error}; attempt {failures}); {} in \
                  the backlog",
                 self.label,
                 self.server,

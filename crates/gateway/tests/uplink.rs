@@ -210,6 +210,8 @@ fn uplink_config(server: SocketAddr, backlog_dir: Option<PathBuf>) -> UplinkConf
             .collect(),
         interval: Duration::from_millis(100),
         backlog_dir,
+        // Not read here: `quick_options` gives the uplink its waits.
+        reconnect_max: Duration::from_secs(1),
     }
 }
 

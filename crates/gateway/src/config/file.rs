@@ -141,4 +141,6 @@ pub(crate) struct FileUplink {
     pub backlog_dir: Key<String>,
     #[serde(default)]
     pub interval: Key<HumanDuration>,
+    #[serde(default)]
+    pub reconnect_max: Key<HumanDuration>,
 }

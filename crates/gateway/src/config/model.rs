@@ -296,4 +296,7 @@ pub struct UplinkConfig {
     pub interval: Duration,
     /// Where unsent readings are kept (`None`: in memory only).
     pub backlog_dir: Option<PathBuf>,
+    /// Longest wait between two connection attempts while the platform is away (1 s ..= 1 h):
+    /// the waits start below 1 s and double up to this.
+    pub reconnect_max: Duration,
 }

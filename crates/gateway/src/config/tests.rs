@@ -685,6 +685,31 @@ fn uplink_interval_defaults_to_10_s_within_1_s_to_1_h() {
     );
 }
 
+#[test]
+fn uplink_reconnect_max_defaults_to_60_s_within_1_s_to_1_h() {
+    let uplink = |extra: &str| {
+        format!("{RACK}[uplink]\nserver = \"platform:9100\"\n{extra}[uplink.terminals]\na = 7\n")
+    };
+    let reconnect_max = |extra: &str| load_ok(&uplink(extra)).uplink.map(|u| u.reconnect_max);
+    assert_eq!(reconnect_max(""), Some(std::time::Duration::from_secs(60)));
+    assert_eq!(
+        reconnect_max("reconnect_max = \"5s\"\n"),
+        Some(std::time::Duration::from_secs(5))
+    );
+    assert_error(
+        &uplink("reconnect_max = \"100ms\"\n"),
+        "6:17",
+        "uplink.reconnect_max",
+        "100ms is outside 1s..=1h",
+    );
+    assert_error(
+        &uplink("reconnect_max = \"1d\"\n"),
+        "6:17",
+        "uplink.reconnect_max",
+        "1d is outside 1s..=1h",
+    );
+}
+
 // --- Every error at once ----------------------------------------------------------------------
 
 #[test]

@@ -19,6 +19,7 @@ use super::{duration_setting, ms, span_of, Checker, Setting};
 
 /// Time between two uploads of a rack, unless the file says otherwise.
 const DEFAULT_UPLINK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+const DEFAULT_UPLINK_RECONNECT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The EMS server's default listen address: unprivileged, this machine only.
 const DEFAULT_EMS_LISTEN: SocketAddr =
@@ -298,11 +299,14 @@ impl Checker<'_> {
             .map(|rack| self.rack_terminal(&by_rack, rack, file))
             .collect();
         let interval = duration_setting(&file.interval, DEFAULT_UPLINK_INTERVAL);
+        let reconnect_max = duration_setting(&file.reconnect_max, DEFAULT_UPLINK_RECONNECT_MAX);
+        let (second, hour) = (ms(1000), ms(3_600_000));
         UplinkConfig {
             server: file.server.get_ref().clone(),
             terminals,
-            interval: self.duration_in(&interval, "uplink.interval", ms(1000), ms(3_600_000)),
+            interval: self.duration_in(&interval, "uplink.interval", second, hour),
             backlog_dir: self.backlog_dir(&file.backlog_dir),
+            reconnect_max: self.duration_in(&reconnect_max, "uplink.reconnect_max", second, hour),
         }
     }
 
