@@ -146,6 +146,10 @@ fn the_backlog_reaches_the_platform_in_order_once() {
     let (gateway_status, gateway_log) = gateway.stop();
     let (platform_status, platform_log) = platform.stop();
     assert!(gateway_status.success(), "{gateway_log}");
+    assert!(
+        gateway_log.contains("reconnection waits of up to 1 s"),
+        "reconnect_max reaches the uplink: {gateway_log}"
+    );
     assert!(platform_status.success(), "{platform_log}");
     for terminal in [2000, 2001] {
         let records = stored_records(&database, terminal);

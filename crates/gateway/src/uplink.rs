@@ -121,10 +121,11 @@ pub async fn run_uplink(
         tasks.spawn(task.run());
     }
     info!(
-        "uplink to {}: {} racks, an upload every {} s",
+        "uplink to {}: {} racks, an upload every {} s, reconnection waits of up to {} s",
         config.server,
         tasks.len(),
-        config.interval.as_secs_f64()
+        config.interval.as_secs_f64(),
+        options.reconnect_max.as_secs_f64()
     );
     while tasks.join_next().await.is_some() {}
 }
