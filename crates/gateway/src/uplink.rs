@@ -88,7 +88,8 @@ pub struct UplinkOptions {
     pub connect_timeout: Duration,
     /// Ceiling of the first reconnection wait (doubling from there).
     pub reconnect_min: Duration,
-    /// Ceiling of every reconnection wait; a connection that lasted this long resets it.
+    /// Ceiling of every reconnection wait; a connection that lasted this long resets it. The
+    /// gateway takes it from the configuration (`UplinkConfig::reconnect_max`).
     pub reconnect_max: Duration,
 }
 

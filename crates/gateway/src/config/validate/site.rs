@@ -19,6 +19,8 @@ use super::{duration_setting, ms, span_of, Checker, Setting};
 
 /// Time between two uploads of a rack, unless the file says otherwise.
 const DEFAULT_UPLINK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Longest wait between two connection attempts of the uplink, unless the file says otherwise
+/// (`UplinkOptions::default`'s).
 const DEFAULT_UPLINK_RECONNECT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The EMS server's default listen address: unprivileged, this machine only.
