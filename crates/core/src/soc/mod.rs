@@ -406,8 +406,9 @@ impl SocEstimator {
         noise
     }
 
-    /// The voltage update of all states; returns what the voltage said about the SOC before
-    /// the update.
+    /// The voltage update of all states; returns what the voltage says about the SOC after
+    /// it, through the updated resistances (the reading before the update decides which
+    /// states may move).
     fn correct(&mut self, dt_s: f64, sample: &Sample) -> SocReading {
         let soc = self.filter.x[SOC];
         let shift = self.load_shift();
