@@ -8,8 +8,9 @@
 //! The goals: RMSE <= 1 % (NMC) and <= 1.5 % (LFP) from the true SOC; from a start 10 % off,
 //! NMC within 2 % after 10 minutes (and staying within), LFP within 2 % from the first knee
 //! on (the first sample with the true SOC in a knee, see [`Knees`]).
-//! `accuracy_goals_of_issue_3_*` assert them for every profile and scenario; the goals not
-//! met yet are ignored with the reason (see README, "SOC accuracy"). The `*_regression` tests
+//! `accuracy_goals_of_issue_3_*` assert them for every profile and scenario, but for one
+//! named NMC cold start on a profile beyond the issue's set (`known_nmc_cold_start_miss`; see
+//! README, "SOC accuracy"). The `*_regression` tests
 //! hold every other figure measured when the estimator was last changed, with a little margin.
 //!
 //! Every scenario is replayed once per test binary and shared between the tests.
@@ -266,19 +267,37 @@ fn accuracy_goals_of_issue_3_nmc_rmse_from_the_true_initial_soc() {
     }
 }
 
+/// The one cold-start scenario that misses the NMC goal: NMC 10 degC with the capacity told
+/// too small, from either side. Not one of the profiles issue 3 names (its NMC figures are
+/// on `shared/reference/profiles/`, NMC 25 degC seed 2024, met in every run): a harder one
+/// generated for coverage. It drifts out of 2 % from about 1360 s to 1700 s (at most 3.0 %)
+/// in a 22-minute discharge that warms the cell from 15 to 23 degC, before a rest brings it
+/// back: there R0 + 2RC leave 28 mV of current-dependent (charge-transfer) polarisation
+/// unexplained and the voltage under load reads the SOC 1.5-3.8 % low, on the side the
+/// capacity error already drifts it (README, "SOC accuracy", for what was tried).
+/// `nmc_cold_start_regression` holds its figures.
+fn known_nmc_cold_start_miss(name: &str, capacity_error: f64) -> bool {
+    name == NMC_10C && capacity_error < 0.0
+}
+
 #[test]
-#[ignore = "not met: NMC 10 degC with the capacity told 5 % too small drifts out of 2 % \
-            from about 1360 s to 1700 s (at most 3.0 %) before a rest brings it back"]
 fn accuracy_goals_of_issue_3_nmc_cold_start() {
+    // Measured, seed 1: within 2 % from 1-353 s on in the other 14 runs.
     for (name, capacity_error, start, outcome) in cold(&NMC) {
         let converged = outcome
             .metrics
             .convergence_time_s()
             .unwrap_or(f64::INFINITY);
-        assert!(
-            converged <= 600.0,
-            "{name} {capacity_error:+} {start:+}: converged at {converged} s"
-        );
+        let scenario = format!("{name} {capacity_error:+} {start:+}");
+        if known_nmc_cold_start_miss(name, capacity_error) {
+            // Strict: once it meets the goal, the exception goes (and the README with it).
+            assert!(
+                converged > 600.0,
+                "{scenario}: now meets the goal ({converged} s); drop the known miss"
+            );
+        } else {
+            assert!(converged <= 600.0, "{scenario}: converged at {converged} s");
+        }
     }
 }
 
@@ -330,7 +349,7 @@ fn nmc_cold_start_regression() {
             .metrics
             .convergence_time_s()
             .unwrap_or(f64::INFINITY);
-        let late = name == NMC_10C && capacity_error < 0.0;
+        let late = known_nmc_cold_start_miss(name, capacity_error);
         let (bound_s, max_after) = if late { (1800.0, 0.035) } else { (420.0, 0.02) };
         let scenario = format!("{name} {capacity_error:+} {start:+}");
         assert!(
